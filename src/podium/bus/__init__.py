@@ -1,0 +1,1 @@
+"""Event envelopes and the buses that carry them between server processes."""

@@ -1,0 +1,1 @@
+"""Persistence: one `Store` interface, implemented with SQLAlchemy for SQLite and PostgreSQL."""

@@ -1,0 +1,129 @@
+"""The store interface.
+
+All reads and writes go through a `Transaction`. Writes that change a call
+open `store.write(cid)`: implementations serialise those per call (a row lock
+on PostgreSQL, one writer at a time on SQLite) so that `seq` allocation and
+"first answer wins" hold across processes. Everything written in the block
+commits together when it exits without an exception, or not at all.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from podium.bus.events import Audience, CallEvent
+from podium.core.call_types import CallType
+from podium.core.policy import CallPhase
+from podium.core.requests import PermissionRequest, RequestState
+from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
+
+
+class Transaction(Protocol):
+    # call types
+    async def get_call_type(self, name: str) -> CallType | None: ...
+    async def list_call_types(self) -> list[CallType]: ...
+    async def put_call_type(self, call_type: CallType) -> None: ...
+
+    # calls
+    async def get_call(self, cid: str) -> CallRecord | None: ...
+    async def insert_call(self, call: CallRecord) -> None: ...
+    async def update_call(
+        self,
+        cid: str,
+        *,
+        updated_at: datetime,
+        phase: CallPhase | None = None,
+        custom: dict[str, Any] | None = None,
+        ended_at: datetime | None = None,
+    ) -> None: ...
+    async def list_calls(
+        self,
+        *,
+        user_id: str,
+        call_type: str | None = None,
+        live: bool | None = None,
+        limit: int = 100,
+    ) -> list[CallRecord]:
+        """Calls `user_id` is a member of, plus live calls; newest first.
+
+        `live=True` keeps only live calls, `live=False` only the others.
+        """
+        ...
+
+    # members
+    async def get_member(self, cid: str, user_id: str) -> MemberRecord | None: ...
+    async def list_members(self, cid: str) -> list[MemberRecord]: ...
+    async def upsert_member(self, member: MemberRecord) -> None: ...
+    async def delete_member(self, cid: str, user_id: str) -> bool: ...
+
+    # participants
+    async def get_participant(self, cid: str, user_id: str) -> ParticipantRecord | None: ...
+    async def list_participants(self, cid: str) -> list[ParticipantRecord]: ...
+    async def upsert_participant(self, participant: ParticipantRecord) -> None: ...
+    async def delete_participant(self, cid: str, user_id: str) -> bool: ...
+    async def delete_participants(self, cid: str) -> list[str]:
+        """Remove every participant of the call; returns their user ids."""
+        ...
+
+    # blocks
+    async def get_block(self, cid: str, user_id: str) -> BlockRecord | None: ...
+    async def list_blocks(self, cid: str) -> list[BlockRecord]: ...
+    async def insert_block(self, block: BlockRecord) -> None: ...
+    async def delete_block(self, cid: str, user_id: str) -> bool: ...
+
+    # permission requests
+    async def insert_request(self, request: PermissionRequest) -> None: ...
+    async def get_request(self, cid: str, request_id: str) -> PermissionRequest | None: ...
+    async def list_requests(
+        self,
+        cid: str,
+        *,
+        state: RequestState | None = None,
+        user_id: str | None = None,
+        limit: int = 500,
+    ) -> list[PermissionRequest]:
+        """Requests of a call in creation order (oldest first)."""
+        ...
+
+    async def resolve_request(self, request: PermissionRequest) -> bool:
+        """Write a resolved request if it is still pending in the store.
+
+        Returns False, writing nothing, when another answer got there first.
+        """
+        ...
+
+    # event log
+    async def append_event(
+        self,
+        cid: str,
+        type: str,
+        payload: dict[str, Any],
+        audience: Audience,
+        *,
+        created_at: datetime,
+        refresh: bool = False,
+    ) -> CallEvent:
+        """Append to the call's log with the next `seq` (last_seq + 1 of the call)."""
+        ...
+
+    async def events_since(self, cid: str, since: int, limit: int = 1000) -> list[CallEvent]:
+        """Events with `seq > since`, in `seq` order."""
+        ...
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Apply migrations and seed the built-in call types (existing ones are kept)."""
+
+    async def close(self) -> None: ...
+
+    def read(self) -> AbstractAsyncContextManager[Transaction]:
+        """A read-only transaction."""
+        ...
+
+    def write(self, cid: str | None = None) -> AbstractAsyncContextManager[Transaction]:
+        """A read-write transaction, serialised with other writers of call `cid`."""
+        ...
+

@@ -1,0 +1,62 @@
+"""Plain records the store reads and writes; services never see ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from podium.core.capabilities import Capabilities
+from podium.core.policy import CallPhase, MemberGrants
+
+
+def call_cid(call_type: str, call_id: str) -> str:
+    return f"{call_type}:{call_id}"
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    cid: str
+    type: str
+    id: str
+    phase: CallPhase
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    custom: dict[str, Any] = field(default_factory=dict)
+    ended_at: datetime | None = None
+    last_seq: int = 0
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    call_cid: str
+    user_id: str
+    role: str
+    grants: Capabilities
+    revokes: Capabilities
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def permissions(self) -> MemberGrants:
+        return MemberGrants(self.role, self.grants, self.revokes)
+
+
+@dataclass(frozen=True)
+class ParticipantRecord:
+    """A user currently joined to a call (one row per user, whatever its connections)."""
+
+    call_cid: str
+    user_id: str
+    name: str | None
+    image: str | None
+    joined_at: datetime
+
+
+@dataclass(frozen=True)
+class BlockRecord:
+    call_cid: str
+    user_id: str
+    blocked_by: str
+    created_at: datetime
