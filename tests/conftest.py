@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests import services
+from tests.server import ServerProcess
 
 
 @pytest.fixture
@@ -35,3 +36,13 @@ def database_url(request: pytest.FixtureRequest) -> str:
 def redis_url() -> str:
     services.require("Redis", 6379)
     return services.REDIS_URL
+
+
+@pytest.fixture
+def server(tmp_path: Path, sqlite_url: str) -> Iterator[ServerProcess]:
+    """A real `podium serve --dev` process on SQLite."""
+    proc = ServerProcess(tmp_path, sqlite_url, dev=True).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -44,7 +44,15 @@ class CallType:
     builtin: bool = field(default=False, compare=False)
 
     def role_capabilities(self, role: str) -> Capabilities:
-        return self.grants.get(role, frozenset())
+        """What `role` holds; a role the type does not define holds what `user` holds.
+
+        The spec gives "every role" of a built-in type `read-call` and
+        `create-call` (and every role of `development` everything), and being
+        made a member must never leave a user with less than a non-member.
+        """
+        if role in self.grants:
+            return self.grants[role]
+        return self.grants.get(roles.USER, frozenset())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,14 +67,15 @@ class CallType:
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> CallType:
         """Build a call type from its wire form, validating every field."""
-        if not NAME_PATTERN.match(name):
+        # fullmatch, not match: `$` also matches before a trailing newline.
+        if not NAME_PATTERN.fullmatch(name):
             raise ValidationFailed("call type name must be 1-64 chars of [A-Za-z0-9_-]")
         raw_grants = data.get("grants", {})
         if not isinstance(raw_grants, Mapping):
             raise ValidationFailed("grants must be an object of role -> [capability]")
         grants: dict[str, Capabilities] = {}
         for role, caps in raw_grants.items():
-            if not isinstance(role, str) or not roles.ROLE_PATTERN.match(role):
+            if not isinstance(role, str) or not roles.ROLE_PATTERN.fullmatch(role):
                 raise ValidationFailed(f"invalid role name: {role!r}", {"role": str(role)})
             if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
                 raise ValidationFailed(f"grants[{role}] must be a list of capability names")
@@ -134,9 +143,7 @@ BUILTIN_CALL_TYPES: Final[Mapping[str, CallType]] = {
         ),
         CallType(
             name="development",
-            grants=_grants(
-                user=ALL_CAPABILITIES, host=ALL_CAPABILITIES, admin=ALL_CAPABILITIES
-            ),
+            grants=_grants(user=ALL_CAPABILITIES, host=ALL_CAPABILITIES, admin=ALL_CAPABILITIES),
             builtin=True,
         ),
     )

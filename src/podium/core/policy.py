@@ -1,6 +1,6 @@
 """Effective capabilities of a user in a call.
 
-`own_capabilities = grants[call_role] ∪ user_grants − user_revokes`, then
+`own_capabilities = (grants[call_role] | user_grants) - user_revokes`, then
 limited by the call's phase: an ended call allows only `read-call`; a
 backstage call removes `join-call` from anyone without `join-backstage`; a
 blocked user holds nothing.
@@ -8,6 +8,7 @@ blocked user holds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -66,3 +67,26 @@ def with_granted(member: MemberGrants, caps: Capabilities) -> MemberGrants:
 def with_revoked(member: MemberGrants, caps: Capabilities) -> MemberGrants:
     """A revoke wins over the role: the capability is gone until granted again."""
     return MemberGrants(member.role, member.grants - caps, member.revokes | caps)
+
+
+@dataclass(frozen=True)
+class CallAccess:
+    """Everything needed to compute any user's capabilities in one call.
+
+    The WebSocket hub keeps one per watched call to decide who receives an
+    event without a database read per recipient.
+    """
+
+    call_type: CallType
+    phase: CallPhase
+    members: Mapping[str, MemberGrants]
+    blocked: frozenset[str]
+
+    def capabilities_of(self, user_id: str, token_role: str | None = None) -> Capabilities:
+        return own_capabilities(
+            self.call_type,
+            self.phase,
+            self.members.get(user_id),
+            token_role,
+            blocked=user_id in self.blocked,
+        )

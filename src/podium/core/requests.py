@@ -221,4 +221,3 @@ def satisfied_requests(
     the request moot), so no one is left awaiting what they already have.
     """
     return [r for r in pending if r.is_pending and r.permissions <= held]
-

@@ -1,0 +1,1 @@
+"""The HTTP and WebSocket adapters: thin shells over the services."""

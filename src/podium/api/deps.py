@@ -1,0 +1,48 @@
+"""Request-scoped dependencies: the services of this app and the caller's identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from podium.config import Settings
+from podium.core.errors import InvalidToken
+from podium.services.calls import CallsService
+from podium.services.delivery import EventHub
+from podium.services.identity import Identity
+from podium.services.moderation import ModerationService
+from podium.services.permissions import PermissionsService
+from podium.tokens import verify
+
+
+@dataclass
+class Services:
+    settings: Settings
+    calls: CallsService
+    permissions: PermissionsService
+    moderation: ModerationService
+    hub: EventHub
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+_bearer = HTTPBearer(auto_error=False, description="A Podium JWT (HS256)")
+
+
+def identity(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Identity:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise InvalidToken("missing bearer token: send 'Authorization: Bearer <JWT>'")
+    return verify(services(request).settings.secret, credentials.credentials)
+
+
+Svc = Annotated[Services, Depends(services)]
+Caller = Annotated[Identity, Depends(identity)]

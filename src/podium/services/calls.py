@@ -1,0 +1,267 @@
+"""Call lifecycle: call types, get-or-create, state, join/leave, live/backstage, end, members."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from podium.bus.events import Audience
+from podium.core import roles
+from podium.core.call_types import CallType
+from podium.core.capabilities import Capabilities, Capability
+from podium.core.errors import CallTypeNotFound, PermissionDenied
+from podium.core.policy import CallPhase, initial_phase, own_capabilities
+from podium.core.requests import RequestState
+from podium.services.context import CallContext, Runtime, load_call, writing
+from podium.services.grants import after_capability_change, end_pending_requests
+from podium.services.identity import Identity
+from podium.services.views import call_view, member_view, participant_view, state_view
+from podium.store.base import Transaction
+from podium.store.records import CallRecord, MemberRecord, ParticipantRecord, call_cid
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    user_id: str
+    role: str
+
+
+class CallsService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    # call types
+
+    async def list_call_types(self) -> list[CallType]:
+        async with self.rt.store.read() as tx:
+            return await tx.list_call_types()
+
+    async def get_call_type(self, name: str) -> CallType:
+        async with self.rt.store.read() as tx:
+            call_type = await tx.get_call_type(name)
+        if call_type is None:
+            raise CallTypeNotFound(f"call type {name} not found", {"type": name})
+        return call_type
+
+    async def put_call_type(self, identity: Identity, call_type: CallType) -> CallType:
+        if not identity.server:
+            raise PermissionDenied("only server tokens may change call types", {"server": True})
+        async with self.rt.store.write() as tx:
+            await tx.put_call_type(call_type)
+        return call_type
+
+    # calls
+
+    async def get_or_create(
+        self,
+        identity: Identity,
+        type_name: str,
+        call_id: str,
+        members: list[MemberChange],
+        custom: dict[str, Any],
+    ) -> tuple[dict[str, Any], bool]:
+        """Returns (state, created)."""
+        cid = call_cid(type_name, call_id)
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            if await tx.get_call(cid) is not None:
+                ctx = await load_call(tx, cid)
+                await ctx.require(tx, identity, Capability.READ_CALL)
+                return await self._state(tx, ctx, identity), False
+            call_type = await tx.get_call_type(type_name)
+            if call_type is None:
+                raise CallTypeNotFound(f"call type {type_name} not found", {"type": type_name})
+            if not identity.server:
+                caps = own_capabilities(call_type, initial_phase(call_type), None, identity.role)
+                if Capability.CREATE_CALL not in caps:
+                    raise PermissionDenied(
+                        "missing capability create-call", {"capability": "create-call"}
+                    )
+            now = changes.now
+            call = CallRecord(
+                cid=cid,
+                type=type_name,
+                id=call_id,
+                phase=initial_phase(call_type),
+                created_by=identity.user_id,
+                created_at=now,
+                updated_at=now,
+                custom=custom,
+            )
+            await tx.insert_call(call)
+            roles_by_user = {m.user_id: m.role for m in members}
+            if not identity.server:
+                roles_by_user[identity.user_id] = roles.HOST
+            for user_id, role in roles_by_user.items():
+                await tx.upsert_member(
+                    MemberRecord(cid, user_id, role, frozenset(), frozenset(), now, now)
+                )
+            await changes.emit(cid, "call.created", {"call": call_view(call)}, Audience.watchers())
+            ctx = await load_call(tx, cid)
+            return await self._state(tx, ctx, identity), True
+
+    async def get_state(self, identity: Identity, cid: str) -> dict[str, Any]:
+        async with self.rt.store.read() as tx:
+            ctx = await load_call(tx, cid)
+            await ctx.require(tx, identity, Capability.READ_CALL)
+            return await self._state(tx, ctx, identity)
+
+    async def list_calls(
+        self, identity: Identity, call_type: str | None, live: bool | None
+    ) -> list[dict[str, Any]]:
+        async with self.rt.store.read() as tx:
+            calls = await tx.list_calls(user_id=identity.user_id, call_type=call_type, live=live)
+            visible = []
+            for call in calls:
+                ctx = await load_call(tx, call.cid)
+                if Capability.READ_CALL in await ctx.capabilities(tx, identity):
+                    visible.append(call_view(call))
+            return visible
+
+    async def join(self, identity: Identity, cid: str) -> dict[str, Any]:
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            ctx.require_not_ended()
+            needed = (
+                Capability.JOIN_BACKSTAGE
+                if ctx.call.phase is CallPhase.BACKSTAGE
+                else Capability.JOIN_CALL
+            )
+            await ctx.require(tx, identity, needed)
+            existing = await tx.get_participant(cid, identity.user_id)
+            participant = ParticipantRecord(
+                cid, identity.user_id, identity.name, identity.image, changes.now
+            )
+            if existing is None:
+                await tx.upsert_participant(participant)
+                await changes.emit(
+                    cid,
+                    "call.participant_joined",
+                    {"participant": participant_view(participant)},
+                    Audience.watchers(),
+                )
+            ctx = await load_call(tx, cid)
+            return await self._state(tx, ctx, identity)
+
+    async def leave(self, identity: Identity, cid: str) -> dict[str, Any]:
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            participant = await tx.get_participant(cid, identity.user_id)
+            if participant is not None:
+                await tx.delete_participant(cid, identity.user_id)
+                await changes.emit(
+                    cid,
+                    "call.participant_left",
+                    {"participant": participant_view(participant)},
+                    Audience.watchers(),
+                )
+            ctx = await load_call(tx, cid)
+            return await self._state(tx, ctx, identity)
+
+    async def set_live(self, identity: Identity, cid: str, live: bool) -> dict[str, Any]:
+        """go-live (`live=True`) or stop-live; repeating the current phase changes nothing."""
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            ctx.require_not_ended()
+            await ctx.require(tx, identity, Capability.GO_LIVE)
+            target = CallPhase.LIVE if live else CallPhase.BACKSTAGE
+            if ctx.call.phase is not target:
+                await tx.update_call(cid, phase=target, updated_at=changes.now)
+                ctx = await load_call(tx, cid)
+                await changes.emit(
+                    cid,
+                    "call.live_started" if live else "call.live_stopped",
+                    {"call": call_view(ctx.call)},
+                    Audience.watchers(),
+                    refresh=True,
+                )
+            return await self._state(tx, ctx, identity)
+
+    async def end(self, identity: Identity, cid: str) -> dict[str, Any]:
+        """End the call for everyone: participants removed, pending requests cancelled."""
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            ctx.require_not_ended()
+            await ctx.require(tx, identity, Capability.END_CALL)
+            await end_pending_requests(changes, ctx, None, by=identity.user_id, reason="call ended")
+            await tx.delete_participants(cid)
+            await tx.update_call(
+                cid, phase=CallPhase.ENDED, updated_at=changes.now, ended_at=changes.now
+            )
+            ctx = await load_call(tx, cid)
+            await changes.emit(
+                cid, "call.ended", {"call": call_view(ctx.call)}, Audience.watchers(), refresh=True
+            )
+            return await self._state(tx, ctx, identity)
+
+    async def update_members(
+        self, identity: Identity, cid: str, update: list[MemberChange], remove: list[str]
+    ) -> dict[str, Any]:
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            await ctx.require(tx, identity, Capability.UPDATE_CALL_MEMBER)
+            now = changes.now
+            for change in update:
+                before = await tx.get_member(cid, change.user_id)
+                member = MemberRecord(
+                    cid,
+                    change.user_id,
+                    change.role,
+                    before.grants if before else frozenset(),
+                    before.revokes if before else frozenset(),
+                    before.created_at if before else now,
+                    now,
+                )
+                if before is not None and before.role == member.role:
+                    continue
+                await tx.upsert_member(member)
+                await changes.emit(
+                    cid,
+                    "call.member_updated" if before else "call.member_added",
+                    {"members": [member_view(member)]},
+                    Audience.watchers(),
+                    refresh=True,
+                )
+                await after_capability_change(
+                    changes, ctx, change.user_id, before, member, by=identity.user_id
+                )
+            for user_id in dict.fromkeys(remove):
+                before = await tx.get_member(cid, user_id)
+                if before is None or not await tx.delete_member(cid, user_id):
+                    continue
+                await changes.emit(
+                    cid,
+                    "call.member_removed",
+                    {"user_ids": [user_id]},
+                    Audience.watchers(),
+                    refresh=True,
+                )
+                await after_capability_change(
+                    changes, ctx, user_id, before, None, by=identity.user_id
+                )
+            ctx = await load_call(tx, cid)
+            return await self._state(tx, ctx, identity)
+
+    async def _state(self, tx: Transaction, ctx: CallContext, identity: Identity) -> dict[str, Any]:
+        caps: Capabilities = await ctx.capabilities(tx, identity)
+        moderator = Capability.UPDATE_CALL_PERMISSIONS in caps
+        pending = await tx.list_requests(
+            ctx.cid,
+            state=RequestState.PENDING,
+            user_id=None if moderator else identity.user_id,
+        )
+        now = self.rt.clock()
+        return state_view(
+            call=ctx.call,
+            call_type=ctx.call_type,
+            members=await tx.list_members(ctx.cid),
+            participants=await tx.list_participants(ctx.cid),
+            blocked=[b.user_id for b in await tx.list_blocks(ctx.cid)],
+            pending_requests=[r for r in pending if r.expires_at > now],
+            own_capabilities=caps,
+        )

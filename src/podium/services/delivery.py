@@ -1,0 +1,272 @@
+"""Delivering call events to WebSocket connections on this node.
+
+Every node receives every event from the bus. Per watched call the hub keeps
+a `Feed`: the last `seq` it has handled and a snapshot of who holds what
+(`CallAccess`). Events are handled strictly in `seq` order: a duplicate is
+dropped, and a gap (events of one call published by two nodes can cross on
+the bus) is filled from the durable log first. So every watcher sees each
+event it may see exactly once, in order, whichever node produced it.
+
+Recipients follow the event's `Audience`; the snapshot is reloaded after
+events marked `refresh` (and whenever it is older than `access_max_age`),
+so decisions follow grants, revokes, role changes and blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from podium.bus.base import EventBus
+from podium.bus.events import AudienceKind, CallEvent
+from podium.core.capabilities import Capabilities, Capability, sorted_names
+from podium.core.errors import PermissionDenied
+from podium.core.policy import CallAccess
+from podium.services.context import load_call
+from podium.services.identity import Identity
+from podium.store.base import Store
+
+log = logging.getLogger("podium.delivery")
+
+REPLAY_PAGE = 1000
+
+
+class Connection(Protocol):
+    """One client connection, as the hub sees it."""
+
+    identity: Identity
+    last_seen: float
+
+    def send(self, text: str) -> None:
+        """Queue a frame; must not block."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection soon (it will call `hub.disconnect`)."""
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+@dataclass(eq=False)
+class Feed:
+    cid: str
+    last_seq: int = -1
+    access: CallAccess | None = None
+    loaded_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cursors: dict[Connection, int] = field(default_factory=dict)
+    """Per watching connection, the last seq it was given or passed over."""
+    held: dict[Connection, Capabilities] = field(default_factory=dict)
+    """Per connection, its capabilities under `access` (cleared on every reload)."""
+
+    def capabilities(self, conn: Connection) -> Capabilities:
+        caps = self.held.get(conn)
+        if caps is None:
+            assert self.access is not None
+            caps = self.held[conn] = conn.identity.capabilities_in(self.access)
+        return caps
+
+
+class EventHub:
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        *,
+        health_interval_s: float = 10.0,
+        idle_timeout_s: float = 30.0,
+        access_max_age_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.health_interval_s = health_interval_s
+        self.idle_timeout_s = idle_timeout_s
+        self.access_max_age_s = access_max_age_s
+        self.clock = clock
+        self.feeds: dict[str, Feed] = {}
+        self.by_user: dict[str, set[Connection]] = defaultdict(set)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._health: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._unsubscribe = self.bus.subscribe(self.on_event)
+        self._health = asyncio.create_task(self._health_loop(), name="podium-health")
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self._health is not None:
+            self._health.cancel()
+            await asyncio.gather(self._health, return_exceptions=True)
+        for conns in list(self.by_user.values()):
+            for conn in list(conns):
+                conn.close(1001, "server shutting down")
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self.by_user.values())
+
+    def connect(self, conn: Connection) -> None:
+        self.by_user[conn.identity.user_id].add(conn)
+
+    def disconnect(self, conn: Connection) -> None:
+        conns = self.by_user.get(conn.identity.user_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.by_user[conn.identity.user_id]
+        for cid in [cid for cid, feed in self.feeds.items() if conn in feed.cursors]:
+            self.unwatch(conn, cid)
+
+    async def watch(self, conn: Connection, cid: str, since: int | None) -> int:
+        """Start delivering `cid`'s events to `conn`; replays those after `since` first.
+
+        Returns the seq the connection is now at (sent as `watch.ok`).
+        """
+        feed = self.feeds.setdefault(cid, Feed(cid))
+        try:
+            async with feed.lock:
+                if feed.access is None:
+                    await self._load(feed)
+                assert feed.access is not None
+                caps = conn.identity.capabilities_in(feed.access)
+                if Capability.READ_CALL not in caps:
+                    raise PermissionDenied(
+                        "missing capability read-call", {"capability": "read-call"}
+                    )
+                cursor = feed.last_seq if since is None else max(0, min(since, feed.last_seq))
+                cursor = await self._replay(feed, conn, cursor)
+                feed.cursors[conn] = cursor
+                return cursor
+        finally:
+            if not feed.cursors and self.feeds.get(cid) is feed:
+                del self.feeds[cid]
+
+    def unwatch(self, conn: Connection, cid: str) -> None:
+        feed = self.feeds.get(cid)
+        if feed is None:
+            return
+        feed.cursors.pop(conn, None)
+        feed.held.pop(conn, None)
+        if not feed.cursors and not feed.lock.locked():
+            del self.feeds[cid]
+
+    async def on_event(self, event: CallEvent) -> None:
+        feed = self.feeds.get(event.call_cid)
+        if feed is None:
+            if event.audience.kind is AudienceKind.USERS:
+                self._send_to_users(event, event.audience.user_ids, None)
+            return
+        async with feed.lock:
+            if feed.access is None or event.seq <= feed.last_seq:
+                return
+            batch = [event]
+            if event.seq > feed.last_seq + 1:
+                batch = await self._missing(feed, event)
+            for item in batch:
+                await self._deliver(feed, item)
+
+    async def _missing(self, feed: Feed, event: CallEvent) -> list[CallEvent]:
+        async with self.store.read() as tx:
+            found = await tx.events_since(feed.cid, feed.last_seq, limit=REPLAY_PAGE)
+        if not found or found[-1].seq < event.seq:
+            found.append(event)
+        return found
+
+    async def _deliver(self, feed: Feed, event: CallEvent) -> None:
+        stale = self.clock() - feed.loaded_at > self.access_max_age_s
+        if stale or (event.refresh and event.audience.kind is AudienceKind.USERS):
+            await self._load(feed)
+        audience = event.audience
+        if audience.kind is AudienceKind.USERS:
+            self._send_to_users(event, audience.user_ids, feed)
+        else:
+            text = encode(event.frame())
+            for conn, cursor in feed.cursors.items():
+                if cursor >= event.seq:
+                    continue
+                feed.cursors[conn] = event.seq
+                if audience.user_ids and conn.identity.user_id in audience.user_ids:
+                    conn.send(text)
+                    continue
+                if (audience.capability or Capability.READ_CALL) in feed.capabilities(conn):
+                    conn.send(text)
+        feed.last_seq = event.seq
+        if event.refresh and audience.kind is not AudienceKind.USERS:
+            await self._load(feed)
+
+    def _send_to_users(self, event: CallEvent, user_ids: Iterable[str], feed: Feed | None) -> None:
+        """User-addressed events reach all of that user's connections, watching or not."""
+        text = encode(event.frame())
+        for user_id in user_ids:
+            for conn in self.by_user.get(user_id, ()):
+                if feed is not None and conn in feed.cursors:
+                    if feed.cursors[conn] >= event.seq:
+                        continue
+                    feed.cursors[conn] = event.seq
+                conn.send(self._personal(event, conn, feed) or text)
+
+    def _personal(self, event: CallEvent, conn: Connection, feed: Feed | None) -> str | None:
+        """`permissions_updated` as computed for tokens whose role overrides membership."""
+        identity = conn.identity
+        if event.type != "call.permissions_updated" or feed is None or feed.access is None:
+            return None
+        if not identity.server and identity.role is None:
+            return None
+        frame = event.frame()
+        frame["own_capabilities"] = sorted_names(identity.capabilities_in(feed.access))
+        return encode(frame)
+
+    async def _replay(self, feed: Feed, conn: Connection, cursor: int) -> int:
+        access = feed.access
+        assert access is not None
+        while cursor < feed.last_seq:
+            async with self.store.read() as tx:
+                events = await tx.events_since(feed.cid, cursor, limit=REPLAY_PAGE)
+            events = [e for e in events if e.seq <= feed.last_seq]
+            if not events:
+                break
+            for event in events:
+                if self._visible(event, conn.identity, access):
+                    conn.send(encode(event.frame()))
+                cursor = event.seq
+        return cursor
+
+    @staticmethod
+    def _visible(event: CallEvent, identity: Identity, access: CallAccess) -> bool:
+        audience = event.audience
+        if identity.user_id in audience.user_ids:
+            return True
+        if audience.kind is AudienceKind.USERS:
+            return False
+        needed = audience.capability or Capability.READ_CALL
+        return needed in identity.capabilities_in(access)
+
+    async def _load(self, feed: Feed) -> None:
+        async with self.store.read() as tx:
+            ctx = await load_call(tx, feed.cid)
+            feed.access = await ctx.access(tx)
+            feed.held.clear()
+            if feed.last_seq < 0:
+                feed.last_seq = ctx.call.last_seq
+        feed.loaded_at = self.clock()
+
+    async def _health_loop(self) -> None:
+        frame = encode({"type": "health.check"})
+        while True:
+            await asyncio.sleep(self.health_interval_s)
+            now = self.clock()
+            for conns in list(self.by_user.values()):
+                for conn in list(conns):
+                    if now - conn.last_seen > self.idle_timeout_s:
+                        conn.close(4000, "idle: no frame received")
+                    else:
+                        conn.send(frame)

@@ -1,0 +1,105 @@
+"""Consequences of a capability change, shared by accept, direct grants, roles and blocks.
+
+Whenever a user's capabilities change, that user is told (`call.permissions_updated`)
+and any pending request of theirs that is now fully held is resolved as accepted.
+"""
+
+from __future__ import annotations
+
+from podium.bus.events import Audience
+from podium.core.capabilities import Capabilities, Capability, sorted_names
+from podium.core.policy import own_capabilities
+from podium.core.requests import (
+    PermissionRequest,
+    RequestState,
+    Resolution,
+    resolve,
+    satisfied_requests,
+)
+from podium.services.context import CallContext, Changes
+from podium.store.records import MemberRecord
+
+MODERATORS = Capability.UPDATE_CALL_PERMISSIONS
+
+
+async def capabilities_for(
+    changes: Changes, ctx: CallContext, user_id: str, member: MemberRecord | None
+) -> Capabilities:
+    blocked = await changes.tx.get_block(ctx.cid, user_id) is not None
+    return own_capabilities(
+        ctx.call_type,
+        ctx.call.phase,
+        member.permissions if member else None,
+        blocked=blocked,
+    )
+
+
+async def after_capability_change(
+    changes: Changes,
+    ctx: CallContext,
+    user_id: str,
+    before: MemberRecord | None,
+    after: MemberRecord | None,
+    *,
+    by: str,
+) -> None:
+    """Tell the user if their capabilities changed, and accept what is now held."""
+    old = await capabilities_for(changes, ctx, user_id, before)
+    new = await capabilities_for(changes, ctx, user_id, after)
+    if old == new:
+        return
+    await settle_satisfied(changes, ctx, user_id, new, by=by)
+    await notify_capabilities(changes, ctx, user_id, new)
+
+
+async def notify_capabilities(
+    changes: Changes, ctx: CallContext, user_id: str, caps: Capabilities
+) -> None:
+    await changes.emit(
+        ctx.cid,
+        "call.permissions_updated",
+        {"user_id": user_id, "own_capabilities": sorted_names(caps)},
+        Audience.users(user_id),
+        refresh=True,
+    )
+
+
+async def settle_satisfied(
+    changes: Changes, ctx: CallContext, user_id: str, held: Capabilities, *, by: str
+) -> None:
+    pending = await changes.tx.list_requests(ctx.cid, state=RequestState.PENDING, user_id=user_id)
+    for request in satisfied_requests(pending, held):
+        await write_resolution(changes, request, Resolution.ACCEPT, by=by, reason="granted")
+
+
+async def end_pending_requests(
+    changes: Changes, ctx: CallContext, user_id: str | None, *, by: str, reason: str
+) -> None:
+    """Cancel pending requests (of one user, or all) so no one is left awaiting."""
+    pending = await changes.tx.list_requests(ctx.cid, state=RequestState.PENDING, user_id=user_id)
+    for request in pending:
+        await write_resolution(changes, request, Resolution.CANCEL, by=by, reason=reason)
+
+
+async def write_resolution(
+    changes: Changes,
+    request: PermissionRequest,
+    resolution: Resolution,
+    *,
+    by: str | None,
+    reason: str | None,
+) -> PermissionRequest | None:
+    """Resolve and store a request, and tell the requester and the moderators.
+
+    Returns None when the store says another answer won (nothing is written).
+    """
+    resolved = resolve(request, resolution, by=by, now=changes.now, reason=reason)
+    if not await changes.tx.resolve_request(resolved):
+        return None
+    await changes.emit(
+        request.call_cid,
+        "call.permission_request_resolved",
+        {"request": resolved.to_dict()},
+        Audience.holders(MODERATORS, request.user_id),
+    )
+    return resolved

@@ -1,0 +1,93 @@
+"""Moderation: force-mute, block and unblock.
+
+Blocking removes the user from the call's participants, cancels their pending
+requests and leaves them with no capability until unblocked.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from podium.bus.events import Audience
+from podium.core.capabilities import Capability
+from podium.services.context import Runtime, load_call, writing
+from podium.services.grants import capabilities_for, end_pending_requests, notify_capabilities
+from podium.services.identity import Identity
+from podium.services.views import participant_view
+from podium.store.records import BlockRecord
+
+
+class MediaKind(StrEnum):
+    AUDIO = "audio"
+    VIDEO = "video"
+    SCREENSHARE = "screenshare"
+
+
+class ModerationService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def mute(
+        self, identity: Identity, cid: str, user_ids: list[str], kinds: list[MediaKind]
+    ) -> None:
+        """Tell everyone (and, through them, the media server) to mute these sources."""
+        async with writing(self.rt, cid) as changes:
+            ctx = await load_call(changes.tx, cid)
+            ctx.require_not_ended()
+            await ctx.require(changes.tx, identity, Capability.MUTE_USERS)
+            for user_id in dict.fromkeys(user_ids):
+                await changes.emit(
+                    cid,
+                    "call.user_muted",
+                    {
+                        "user_id": user_id,
+                        "kinds": [k.value for k in kinds],
+                        "muted_by": identity.user_id,
+                    },
+                    Audience.watchers(),
+                )
+
+    async def block(self, identity: Identity, cid: str, user_id: str) -> None:
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            await ctx.require(tx, identity, Capability.BLOCK_USERS)
+            if await tx.get_block(cid, user_id) is not None:
+                return
+            await end_pending_requests(changes, ctx, user_id, by=identity.user_id, reason="blocked")
+            participant = await tx.get_participant(cid, user_id)
+            if participant is not None:
+                await tx.delete_participant(cid, user_id)
+                await changes.emit(
+                    cid,
+                    "call.participant_left",
+                    {"participant": participant_view(participant), "reason": "blocked"},
+                    Audience.watchers(),
+                )
+            await tx.insert_block(BlockRecord(cid, user_id, identity.user_id, changes.now))
+            await changes.emit(
+                cid,
+                "call.blocked_user",
+                {"user_id": user_id, "by": identity.user_id},
+                Audience.watchers(),
+                refresh=True,
+            )
+            await notify_capabilities(changes, ctx, user_id, frozenset())
+
+    async def unblock(self, identity: Identity, cid: str, user_id: str) -> None:
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            await ctx.require(tx, identity, Capability.BLOCK_USERS)
+            if not await tx.delete_block(cid, user_id):
+                return
+            await changes.emit(
+                cid,
+                "call.unblocked_user",
+                {"user_id": user_id, "by": identity.user_id},
+                Audience.watchers(),
+                refresh=True,
+            )
+            member = await tx.get_member(cid, user_id)
+            caps = await capabilities_for(changes, ctx, user_id, member)
+            await notify_capabilities(changes, ctx, user_id, caps)

@@ -1,0 +1,237 @@
+"""Permission requests and direct grants/revokes (spec §1 lifecycle, §2 endpoints)."""
+
+from __future__ import annotations
+
+import uuid
+
+from podium.bus.events import Audience
+from podium.core import roles
+from podium.core.capabilities import Capabilities, Capability, sorted_names
+from podium.core.errors import (
+    RequestAlreadyResolved,
+    RequestNotFound,
+    ValidationFailed,
+)
+from podium.core.policy import MemberGrants, with_granted, with_revoked
+from podium.core.requests import (
+    ExistingRequest,
+    PermissionRequest,
+    RequestState,
+    Resolution,
+    decide_request,
+    is_expired,
+)
+from podium.services.context import (
+    CallContext,
+    Changes,
+    Runtime,
+    load_call,
+    user_capabilities,
+    writing,
+)
+from podium.services.grants import (
+    MODERATORS,
+    after_capability_change,
+    write_resolution,
+)
+from podium.services.identity import Identity
+from podium.store.records import MemberRecord
+
+EXPIRED_REASON = "expired"
+
+
+class PermissionsService:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    async def request(
+        self, identity: Identity, cid: str, asked: Capabilities
+    ) -> tuple[PermissionRequest, bool]:
+        """Ask for capabilities; returns (request, created). Asking again returns the same."""
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            ctx.require_not_ended()
+            held = await ctx.capabilities(tx, identity)
+            may_request = (
+                await tx.get_member(cid, identity.user_id) is not None
+                or await tx.get_participant(cid, identity.user_id) is not None
+            )
+            pending = await self._pending_of(changes, cid, identity.user_id)
+            rejected = await tx.list_requests(
+                cid, state=RequestState.REJECTED, user_id=identity.user_id
+            )
+            decision = decide_request(
+                call_type=ctx.call_type,
+                asked=asked,
+                held=held,
+                may_request=may_request,
+                pending=pending,
+                rejected=rejected,
+                now=changes.now,
+            )
+            if isinstance(decision, ExistingRequest):
+                return decision.request, False
+            request = PermissionRequest(
+                id=uuid.uuid4().hex,
+                call_cid=cid,
+                user_id=identity.user_id,
+                permissions=decision.permissions,
+                state=RequestState.PENDING,
+                created_at=changes.now,
+                expires_at=decision.expires_at,
+            )
+            await tx.insert_request(request)
+            await changes.emit(
+                cid,
+                "call.permission_request",
+                {"request": request.to_dict(), "user": identity.public()},
+                Audience.holders(MODERATORS),
+            )
+            return request, True
+
+    async def list_requests(
+        self, identity: Identity, cid: str, state: RequestState | None
+    ) -> list[PermissionRequest]:
+        """All requests for moderators; a user without `update-call-permissions` sees their own."""
+        async with self.rt.store.read() as tx:
+            ctx = await load_call(tx, cid)
+            caps = await ctx.require(tx, identity, Capability.READ_CALL)
+            user_id = None if MODERATORS in caps else identity.user_id
+            return await tx.list_requests(cid, state=state, user_id=user_id)
+
+    async def answer(
+        self,
+        identity: Identity,
+        cid: str,
+        request_id: str,
+        resolution: Resolution,
+        reason: str | None = None,
+    ) -> PermissionRequest:
+        """Accept or reject: first answer wins, the other gets `request_already_resolved`."""
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            await ctx.require(tx, identity, MODERATORS)
+            request = await self._answerable(changes, cid, request_id)
+            resolved = request and await write_resolution(
+                changes, request, resolution, by=identity.user_id, reason=reason
+            )
+            if request and resolved and resolution is Resolution.ACCEPT:
+                await self._change_member(
+                    changes, ctx, request.user_id, grant=request.permissions, by=identity.user_id
+                )
+        return _answered(resolved, request_id)
+
+    async def cancel(self, identity: Identity, cid: str, request_id: str) -> PermissionRequest:
+        """The requester withdraws a pending request."""
+        async with writing(self.rt, cid) as changes:
+            await load_call(changes.tx, cid)
+            found = await changes.tx.get_request(cid, request_id)
+            if found is None or (found.user_id != identity.user_id and not identity.server):
+                raise RequestNotFound(f"request {request_id} not found", {"request_id": request_id})
+            request = await self._answerable(changes, cid, request_id)
+            resolved = request and await write_resolution(
+                changes, request, Resolution.CANCEL, by=identity.user_id, reason=None
+            )
+        return _answered(resolved, request_id)
+
+    async def update_user_permissions(
+        self,
+        identity: Identity,
+        cid: str,
+        user_id: str,
+        grant: Capabilities,
+        revoke: Capabilities,
+    ) -> list[str]:
+        """Grant and revoke in one step; returns the user's capabilities afterwards."""
+        both = grant & revoke
+        if both:
+            raise ValidationFailed(
+                "a capability cannot be granted and revoked at once",
+                {"permissions": sorted_names(both)},
+            )
+        async with writing(self.rt, cid) as changes:
+            tx = changes.tx
+            ctx = await load_call(tx, cid)
+            ctx.require_not_ended()
+            await ctx.require(tx, identity, MODERATORS)
+            await self._change_member(
+                changes, ctx, user_id, grant=grant, revoke=revoke, by=identity.user_id
+            )
+            return sorted_names(await user_capabilities(tx, ctx, user_id))
+
+    async def expire_due(self, cid: str) -> int:
+        """Expire the call's pending requests whose time is up; returns how many."""
+        async with writing(self.rt, cid) as changes:
+            return len(await self._expire(changes, cid, None))
+
+    async def _pending_of(
+        self, changes: Changes, cid: str, user_id: str
+    ) -> list[PermissionRequest]:
+        await self._expire(changes, cid, user_id)
+        return await changes.tx.list_requests(cid, state=RequestState.PENDING, user_id=user_id)
+
+    async def _expire(
+        self, changes: Changes, cid: str, user_id: str | None
+    ) -> list[PermissionRequest]:
+        pending = await changes.tx.list_requests(cid, state=RequestState.PENDING, user_id=user_id)
+        expired = []
+        for request in pending:
+            if is_expired(request, changes.now):
+                done = await write_resolution(
+                    changes, request, Resolution.EXPIRE, by=None, reason=EXPIRED_REASON
+                )
+                if done is not None:
+                    expired.append(done)
+        return expired
+
+    async def _answerable(
+        self, changes: Changes, cid: str, request_id: str
+    ) -> PermissionRequest | None:
+        """The request if it is still pending; an overdue one is expired here (None).
+
+        Expiring is written and committed even though the caller then answers
+        409: the request really did expire, and everyone is told.
+        """
+        request = await changes.tx.get_request(cid, request_id)
+        if request is None:
+            raise RequestNotFound(f"request {request_id} not found", {"request_id": request_id})
+        if not is_expired(request, changes.now):
+            return request
+        await write_resolution(changes, request, Resolution.EXPIRE, by=None, reason=EXPIRED_REASON)
+        return None
+
+    async def _change_member(
+        self,
+        changes: Changes,
+        ctx: CallContext,
+        user_id: str,
+        *,
+        grant: Capabilities = frozenset(),
+        revoke: Capabilities = frozenset(),
+        by: str,
+    ) -> None:
+        tx = changes.tx
+        before = await tx.get_member(ctx.cid, user_id)
+        permissions = before.permissions if before else None
+        grants = with_revoked(with_granted(permissions or MemberGrants(roles.USER), grant), revoke)
+        after = MemberRecord(
+            ctx.cid,
+            user_id,
+            grants.role,
+            grants.grants,
+            grants.revokes,
+            before.created_at if before else changes.now,
+            changes.now,
+        )
+        await tx.upsert_member(after)
+        await after_capability_change(changes, ctx, user_id, before, after, by=by)
+
+
+def _answered(resolved: PermissionRequest | None, request_id: str) -> PermissionRequest:
+    if resolved is None:
+        raise RequestAlreadyResolved(
+            f"request {request_id} is already resolved", {"request_id": request_id}
+        )
+    return resolved
