@@ -25,7 +25,7 @@ def mint_user_token(
     image: str | None = None,
     ttl_s: int = 24 * 3600,
 ) -> str:
-    if not USER_ID_PATTERN.match(user_id):
+    if not USER_ID_PATTERN.fullmatch(user_id):
         raise ValueError("user id must be 1-64 chars of [A-Za-z0-9_-]")
     claims: dict[str, Any] = {"sub": user_id, "iat": int(time.time())}
     claims["exp"] = claims["iat"] + ttl_s
@@ -52,7 +52,7 @@ def verify(secret: str, token: str) -> Identity:
         sub = claims.get("sub")
         return Identity.server_identity(sub if isinstance(sub, str) else None)
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not USER_ID_PATTERN.match(sub):
+    if not isinstance(sub, str) or not USER_ID_PATTERN.fullmatch(sub):
         raise InvalidToken("token subject must be a user id of 1-64 chars of [A-Za-z0-9_-]")
     optional: dict[str, str | None] = {}
     for key in ("name", "image", "role"):

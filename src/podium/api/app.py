@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +19,7 @@ from podium.config import Settings
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
 from podium.services.delivery import EventHub
+from podium.services.expiry import sweep_forever
 from podium.services.moderation import ModerationService
 from podium.services.permissions import PermissionsService
 from podium.store.sql import create_store
@@ -34,16 +36,20 @@ def create_app(settings: Settings) -> FastAPI:
         hub = EventHub(store, bus)
         await hub.start()
         runtime = Runtime(store, bus)
+        permissions = PermissionsService(runtime)
         app.state.services = Services(
             settings=settings,
             calls=CallsService(runtime),
-            permissions=PermissionsService(runtime),
+            permissions=permissions,
             moderation=ModerationService(runtime),
             hub=hub,
         )
+        sweeper = asyncio.create_task(sweep_forever(permissions), name="podium-expiry")
         try:
             yield
         finally:
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
             await hub.close()
             await bus.close()
             await store.close()

@@ -107,7 +107,7 @@ async def _handle(conn: WsConnection, hub: EventHub, message: Any) -> None:
     if kind not in ("watch", "unwatch"):
         raise ValidationFailed(f"unknown message type {kind!r}", {"type": kind})
     cid = message.get("call_cid")
-    if not isinstance(cid, str) or not CID_PATTERN.match(cid):
+    if not isinstance(cid, str) or not CID_PATTERN.fullmatch(cid):
         raise ValidationFailed("call_cid must be '{type}:{id}'", {"call_cid": str(cid)[:140]})
     if kind == "unwatch":
         hub.unwatch(conn, cid)

@@ -13,6 +13,7 @@ from podium.core.requests import (
     PermissionRequest,
     RequestState,
     Resolution,
+    is_expired,
     resolve,
     satisfied_requests,
 )
@@ -69,7 +70,7 @@ async def settle_satisfied(
 ) -> None:
     pending = await changes.tx.list_requests(ctx.cid, state=RequestState.PENDING, user_id=user_id)
     for request in satisfied_requests(pending, held):
-        await write_resolution(changes, request, Resolution.ACCEPT, by=by, reason="granted")
+        await settle(changes, request, Resolution.ACCEPT, by=by, reason="granted")
 
 
 async def end_pending_requests(
@@ -78,7 +79,17 @@ async def end_pending_requests(
     """Cancel pending requests (of one user, or all) so no one is left awaiting."""
     pending = await changes.tx.list_requests(ctx.cid, state=RequestState.PENDING, user_id=user_id)
     for request in pending:
-        await write_resolution(changes, request, Resolution.CANCEL, by=by, reason=reason)
+        await settle(changes, request, Resolution.CANCEL, by=by, reason=reason)
+
+
+async def settle(
+    changes: Changes, request: PermissionRequest, resolution: Resolution, *, by: str, reason: str
+) -> None:
+    """Resolve a request as a side effect; one already overdue is expired instead."""
+    if is_expired(request, changes.now):
+        await write_resolution(changes, request, Resolution.EXPIRE, by=None, reason="expired")
+    else:
+        await write_resolution(changes, request, resolution, by=by, reason=reason)
 
 
 async def write_resolution(

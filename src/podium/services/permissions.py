@@ -161,10 +161,19 @@ class PermissionsService:
             )
             return sorted_names(await user_capabilities(tx, ctx, user_id))
 
-    async def expire_due(self, cid: str) -> int:
-        """Expire the call's pending requests whose time is up; returns how many."""
-        async with writing(self.rt, cid) as changes:
-            return len(await self._expire(changes, cid, None))
+    async def expire_overdue(self) -> int:
+        """Expire every pending request whose time is up; returns how many.
+
+        Every node may run this: the per-call write lock and the conditional
+        resolve make sure each request expires once.
+        """
+        async with self.rt.store.read() as tx:
+            cids = await tx.calls_with_overdue_requests(self.rt.clock())
+        expired = 0
+        for cid in cids:
+            async with writing(self.rt, cid) as changes:
+                expired += len(await self._expire(changes, cid, None))
+        return expired
 
     async def _pending_of(
         self, changes: Changes, cid: str, user_id: str

@@ -87,6 +87,10 @@ class Transaction(Protocol):
         """Requests of a call in creation order (oldest first)."""
         ...
 
+    async def calls_with_overdue_requests(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of calls holding pending requests whose `expires_at` has passed."""
+        ...
+
     async def resolve_request(self, request: PermissionRequest) -> bool:
         """Write a resolved request if it is still pending in the store.
 
@@ -126,4 +130,3 @@ class Store(Protocol):
     def write(self, cid: str | None = None) -> AbstractAsyncContextManager[Transaction]:
         """A read-write transaction, serialised with other writers of call `cid`."""
         ...
-

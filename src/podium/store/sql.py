@@ -1,0 +1,477 @@
+"""The `Store` on SQLAlchemy Core, for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+Writers of a call are serialised by a row lock on `calls` in PostgreSQL and by
+one in-process lock on SQLite, which allows a single writer anyway. The two
+guarantees that matter most also hold at statement level: `seq` comes from an
+atomic `last_seq + 1`, and a request is resolved by an update conditional on
+`state = 'pending'`, so only the first answer changes a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Row,
+    Select,
+    Table,
+    and_,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from podium.bus.events import Audience, CallEvent
+from podium.core.call_types import BUILTIN_CALL_TYPES, CallType
+from podium.core.policy import CallPhase
+from podium.core.requests import PermissionRequest, RequestState
+from podium.store import schema
+from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
+from podium.store.schema import (
+    blocks,
+    call_types,
+    calls,
+    events,
+    members,
+    participants,
+    permission_requests,
+)
+
+MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
+
+_DRIVERS: Final = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+# Any fixed key works: it only has to be the same in every process sharing the database.
+_MIGRATION_LOCK_KEY: Final = 0x706F6469756D
+# Advisory locks on (space, hashtext(cid)) stand in for the row lock of a call not yet created.
+_CALL_LOCK_SPACE: Final = 0x50444D
+# Execution option telling the SQLite `begin` hook which BEGIN to emit.
+_SQLITE_BEGIN: Final = "podium_sqlite_begin"
+_SQLITE_PRAGMAS: Final = (
+    "journal_mode=WAL",
+    "busy_timeout=5000",
+    "synchronous=NORMAL",
+    "foreign_keys=ON",
+)
+
+
+def create_store(url: str) -> SqlStore:
+    """The store for a database URL; `ValueError` when the URL is not one we support."""
+    return SqlStore(url)
+
+
+def _database_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            "not a database URL; expected sqlite+aiosqlite:///path or postgresql+asyncpg://..."
+        ) from None
+    driver = _DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(
+            f"unsupported database URL scheme {parsed.drivername!r}; "
+            "expected sqlite+aiosqlite:///path or postgresql+asyncpg://..."
+        )
+    if driver.startswith("sqlite") and parsed.database in (None, "", ":memory:"):
+        raise ValueError(
+            "in-memory SQLite is not supported (every connection would get its own "
+            "database); give a file path: sqlite+aiosqlite:///path/to/podium.db"
+        )
+    return parsed.set(drivername=driver)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take BEGIN away from the sqlite3 driver so `_sqlite_begin` decides what it is.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # Writers BEGIN IMMEDIATE: they hold the write lock from the start instead of
+    # failing to upgrade a read snapshot that another process has moved past.
+    mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _create_engine(url: URL) -> AsyncEngine:
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, pool_size=4, max_overflow=4)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+
+
+async def _lock_call(conn: AsyncConnection, cid: str) -> None:
+    """Hold the call's row lock until the transaction ends (PostgreSQL).
+
+    While the call does not exist there is no row to lock, so writers that may
+    create it queue on an advisory lock for the cid instead and look again:
+    two "get or create" writers then see each other's call instead of both
+    inserting it.
+    """
+    lock_row = select(calls.c.cid).where(calls.c.cid == cid).with_for_update()
+    if (await conn.execute(lock_row)).first() is None:
+        await conn.execute(select(func.pg_advisory_xact_lock(_CALL_LOCK_SPACE, func.hashtext(cid))))
+        await conn.execute(lock_row)
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class SqlStore:
+    """A `Store` on one SQLAlchemy async engine."""
+
+    def __init__(self, url: str) -> None:
+        parsed = _database_url(url)
+        self._sqlite = parsed.get_backend_name() == "sqlite"
+        self._engine = _create_engine(parsed)
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        async with self._writer() as conn:
+            if not self._sqlite:
+                # Processes starting together must not migrate or seed at the same time.
+                await conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
+            await conn.run_sync(_upgrade)
+            rows = [schema.call_type_values(ct) for ct in BUILTIN_CALL_TYPES.values()]
+            await conn.execute(_insert_missing(conn, call_types), rows)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[SqlTransaction]:
+        async with self._transaction(immediate=False) as conn:
+            yield SqlTransaction(conn, writable=False)
+
+    @asynccontextmanager
+    async def write(self, cid: str | None = None) -> AsyncIterator[SqlTransaction]:
+        async with self._writer() as conn:
+            if cid is not None and not self._sqlite:
+                await _lock_call(conn, cid)
+            yield SqlTransaction(conn, writable=True)
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[AsyncConnection]:
+        if self._sqlite:
+            async with self._write_lock, self._transaction(immediate=True) as conn:
+                yield conn
+        else:
+            async with self._transaction(immediate=False) as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _transaction(self, *, immediate: bool) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.connect() as conn:
+            if immediate:
+                await conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+            async with conn.begin():
+                yield conn
+
+
+class SqlTransaction:
+    """One database transaction: every method runs in it, nothing commits early."""
+
+    def __init__(self, conn: AsyncConnection, *, writable: bool) -> None:
+        self._conn = conn
+        self._writable = writable
+
+    async def _write(
+        self, statement: Executable, params: Sequence[dict[str, Any]] | None = None
+    ) -> CursorResult[Any]:
+        if not self._writable:
+            raise RuntimeError("write in a read transaction; use store.write()")
+        return await self._conn.execute(statement, params)
+
+    async def _delete(self, table: Table, where: ColumnElement[bool]) -> bool:
+        return (await self._write(delete(table).where(where))).rowcount > 0
+
+    async def _one(self, statement: Executable) -> Row[Any] | None:
+        return (await self._conn.execute(statement)).first()
+
+    async def _all(self, statement: Executable) -> Sequence[Row[Any]]:
+        return (await self._conn.execute(statement)).all()
+
+    # call types
+
+    async def get_call_type(self, name: str) -> CallType | None:
+        row = await self._one(select(call_types).where(call_types.c.name == name))
+        return schema.call_type_from_row(row) if row else None
+
+    async def list_call_types(self) -> list[CallType]:
+        rows = await self._all(select(call_types).order_by(call_types.c.name))
+        return [schema.call_type_from_row(row) for row in rows]
+
+    async def put_call_type(self, call_type: CallType) -> None:
+        await self._write(
+            _upsert(self._conn, call_types, schema.call_type_values(call_type), ["name"])
+        )
+
+    # calls
+
+    async def get_call(self, cid: str) -> CallRecord | None:
+        row = await self._one(select(calls).where(calls.c.cid == cid))
+        return schema.call_from_row(row) if row else None
+
+    async def insert_call(self, call: CallRecord) -> None:
+        await self._write(insert(calls).values(schema.call_values(call)))
+
+    async def update_call(
+        self,
+        cid: str,
+        *,
+        updated_at: datetime,
+        phase: CallPhase | None = None,
+        custom: dict[str, Any] | None = None,
+        ended_at: datetime | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"updated_at": updated_at}
+        if phase is not None:
+            values["phase"] = phase.value
+        if custom is not None:
+            values["custom"] = custom
+        if ended_at is not None:
+            values["ended_at"] = ended_at
+        result = await self._write(update(calls).where(calls.c.cid == cid).values(values))
+        if result.rowcount == 0:
+            raise LookupError(f"no call {cid!r}")
+
+    async def list_calls(
+        self,
+        *,
+        user_id: str,
+        call_type: str | None = None,
+        live: bool | None = None,
+        limit: int = 100,
+    ) -> list[CallRecord]:
+        is_live = calls.c.phase == CallPhase.LIVE.value
+        member_of = exists().where(members.c.call_cid == calls.c.cid, members.c.user_id == user_id)
+        statement = select(calls).where(or_(is_live, member_of))
+        if call_type is not None:
+            statement = statement.where(calls.c.type == call_type)
+        if live is not None:
+            statement = statement.where(is_live if live else ~is_live)
+        statement = statement.order_by(calls.c.created_at.desc(), calls.c.cid.desc()).limit(limit)
+        return [schema.call_from_row(row) for row in await self._all(statement)]
+
+    # members
+
+    async def get_member(self, cid: str, user_id: str) -> MemberRecord | None:
+        row = await self._one(select(members).where(_user_key(members, cid, user_id)))
+        return schema.member_from_row(row) if row else None
+
+    async def list_members(self, cid: str) -> list[MemberRecord]:
+        rows = await self._all(_of_call(members, cid, members.c.created_at))
+        return [schema.member_from_row(row) for row in rows]
+
+    async def upsert_member(self, member: MemberRecord) -> None:
+        row = schema.member_values(member)
+        await self._write(_upsert(self._conn, members, row, ["call_cid", "user_id"]))
+
+    async def delete_member(self, cid: str, user_id: str) -> bool:
+        return await self._delete(members, _user_key(members, cid, user_id))
+
+    # participants
+
+    async def get_participant(self, cid: str, user_id: str) -> ParticipantRecord | None:
+        row = await self._one(select(participants).where(_user_key(participants, cid, user_id)))
+        return schema.participant_from_row(row) if row else None
+
+    async def list_participants(self, cid: str) -> list[ParticipantRecord]:
+        rows = await self._all(_of_call(participants, cid, participants.c.joined_at))
+        return [schema.participant_from_row(row) for row in rows]
+
+    async def upsert_participant(self, participant: ParticipantRecord) -> None:
+        row = schema.record_values(participant)
+        await self._write(_upsert(self._conn, participants, row, ["call_cid", "user_id"]))
+
+    async def delete_participant(self, cid: str, user_id: str) -> bool:
+        return await self._delete(participants, _user_key(participants, cid, user_id))
+
+    async def delete_participants(self, cid: str) -> list[str]:
+        result = await self._write(
+            delete(participants)
+            .where(participants.c.call_cid == cid)
+            .returning(participants.c.user_id)
+        )
+        return sorted(result.scalars())
+
+    # blocks
+
+    async def get_block(self, cid: str, user_id: str) -> BlockRecord | None:
+        row = await self._one(select(blocks).where(_user_key(blocks, cid, user_id)))
+        return schema.block_from_row(row) if row else None
+
+    async def list_blocks(self, cid: str) -> list[BlockRecord]:
+        rows = await self._all(_of_call(blocks, cid, blocks.c.created_at))
+        return [schema.block_from_row(row) for row in rows]
+
+    async def insert_block(self, block: BlockRecord) -> None:
+        await self._write(insert(blocks).values(schema.record_values(block)))
+
+    async def delete_block(self, cid: str, user_id: str) -> bool:
+        return await self._delete(blocks, _user_key(blocks, cid, user_id))
+
+    # permission requests
+
+    async def insert_request(self, request: PermissionRequest) -> None:
+        await self._write(insert(permission_requests).values(schema.request_values(request)))
+
+    async def get_request(self, cid: str, request_id: str) -> PermissionRequest | None:
+        table = permission_requests
+        row = await self._one(
+            select(table).where(table.c.call_cid == cid, table.c.id == request_id)
+        )
+        return schema.request_from_row(row) if row else None
+
+    async def list_requests(
+        self,
+        cid: str,
+        *,
+        state: RequestState | None = None,
+        user_id: str | None = None,
+        limit: int = 500,
+    ) -> list[PermissionRequest]:
+        table = permission_requests
+        statement = select(table).where(table.c.call_cid == cid)
+        if state is not None:
+            statement = statement.where(table.c.state == state.value)
+        if user_id is not None:
+            statement = statement.where(table.c.user_id == user_id)
+        statement = statement.order_by(table.c.created_at, table.c.id).limit(limit)
+        return [schema.request_from_row(row) for row in await self._all(statement)]
+
+    async def calls_with_overdue_requests(self, now: datetime, limit: int = 100) -> list[str]:
+        table = permission_requests
+        statement = (
+            select(table.c.call_cid)
+            .where(table.c.state == RequestState.PENDING.value, table.c.expires_at <= now)
+            .distinct()
+            .limit(limit)
+        )
+        return [row.call_cid for row in await self._all(statement)]
+
+    async def resolve_request(self, request: PermissionRequest) -> bool:
+        if request.is_pending:
+            raise ValueError(f"request {request.id} is still pending; resolve it first")
+        table = permission_requests
+        result = await self._write(
+            update(table)
+            .where(
+                table.c.call_cid == request.call_cid,
+                table.c.id == request.id,
+                table.c.state == RequestState.PENDING.value,
+            )
+            .values(
+                state=request.state.value,
+                resolved_by=request.resolved_by,
+                resolved_at=request.resolved_at,
+                reason=request.reason,
+            )
+        )
+        return result.rowcount == 1
+
+    # event log
+
+    async def append_event(
+        self,
+        cid: str,
+        type: str,
+        payload: dict[str, Any],
+        audience: Audience,
+        *,
+        created_at: datetime,
+        refresh: bool = False,
+    ) -> CallEvent:
+        result = await self._write(
+            update(calls)
+            .where(calls.c.cid == cid)
+            .values(last_seq=calls.c.last_seq + 1)
+            .returning(calls.c.last_seq)
+        )
+        seq = result.scalar_one_or_none()
+        if seq is None:
+            raise LookupError(f"no call {cid!r}")
+        await self._write(
+            insert(events).values(
+                call_cid=cid,
+                seq=seq,
+                type=type,
+                created_at=created_at,
+                payload=payload,
+                audience=audience.to_dict(),
+                refresh=refresh,
+            )
+        )
+        return CallEvent(cid, seq, type, created_at.astimezone(UTC), payload, audience, refresh)
+
+    async def events_since(self, cid: str, since: int, limit: int = 1000) -> list[CallEvent]:
+        rows = await self._all(
+            select(events)
+            .where(events.c.call_cid == cid, events.c.seq > since)
+            .order_by(events.c.seq)
+            .limit(limit)
+        )
+        return [schema.event_from_row(row) for row in rows]
+
+
+def _upsert(conn: AsyncConnection, table: Table, row: dict[str, Any], key: list[str]) -> Executable:
+    """INSERT, or UPDATE every non-key column of the existing row."""
+    if conn.dialect.name == "postgresql":
+        pg = postgresql.insert(table).values(row)
+        return pg.on_conflict_do_update(
+            index_elements=key, set_={c: pg.excluded[c] for c in row if c not in key}
+        )
+    lite = sqlite.insert(table).values(row)
+    return lite.on_conflict_do_update(
+        index_elements=key, set_={c: lite.excluded[c] for c in row if c not in key}
+    )
+
+
+def _user_key(table: Table, cid: str, user_id: str) -> ColumnElement[bool]:
+    return and_(table.c.call_cid == cid, table.c.user_id == user_id)
+
+
+def _of_call(table: Table, cid: str, first: ColumnElement[Any]) -> Select[Any]:
+    """A call's rows of a per-user table, ordered by `first` then user id."""
+    return select(table).where(table.c.call_cid == cid).order_by(first, table.c.user_id)
+
+
+def _insert_missing(conn: AsyncConnection, table: Table) -> Executable:
+    """INSERT that skips rows whose primary key is already stored."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
