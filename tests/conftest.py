@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import services
+from tests import backing_services as services
 from tests.server import ServerProcess
 
 

@@ -65,8 +65,8 @@ class ServerProcess:
         args = [sys.executable, "-m", "podium", "serve", "--port", str(self.port)]
         if self.dev:
             args.append("--dev")
-        log = open(self.workdir / f"server-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(args, cwd=self.workdir, env=env, stdout=log, stderr=log)
+        with open(self.workdir / f"server-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen(args, cwd=self.workdir, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

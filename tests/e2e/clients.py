@@ -1,0 +1,185 @@
+"""Real HTTP and WebSocket clients for end-to-end tests against `podium serve` processes.
+
+Every wait is bounded in time; every loop in count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.server import ServerProcess
+
+WAIT_S = 10.0
+
+Frame = dict[str, Any]
+
+
+class Api:
+    """One user's HTTP client against one server process."""
+
+    def __init__(self, server: ServerProcess, user_id: str, role: str | None = None) -> None:
+        self.server = server
+        self.user_id = user_id
+        self.token = server.token(user_id, role=role)
+        self.http = httpx.AsyncClient(
+            base_url=server.url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=httpx.Timeout(15.0),
+            trust_env=False,  # never through a proxy: only 127.0.0.1
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def call(
+        self, method: str, path: str, body: Any = None, expect: int | tuple[int, ...] = 200
+    ) -> Any:
+        response = await self.http.request(method, f"/v1{path}", json=body)
+        allowed = (expect,) if isinstance(expect, int) else expect
+        assert response.status_code in allowed, (
+            f"{method} {path} as {self.user_id}: {response.status_code} {response.text}"
+        )
+        return response.json()
+
+
+class Watcher:
+    """A WebSocket connection that records every frame it receives, in order."""
+
+    def __init__(self, server: ServerProcess, user_id: str, role: str | None = None) -> None:
+        self.server = server
+        self.user_id = user_id
+        self.token = server.token(user_id, role=role)
+        self.frames: list[Frame] = []
+        self.closed = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    @property
+    def label(self) -> str:
+        return f"{self.user_id}@{self.server.port}"
+
+    async def open(self) -> Watcher:
+        url = f"{self.server.ws_url}?token={quote(self.token)}"
+        self._ws = await asyncio.wait_for(connect(url, open_timeout=WAIT_S, proxy=None), WAIT_S)
+        first = json.loads(await asyncio.wait_for(self._ws.recv(), WAIT_S))
+        assert first["type"] == "connection.ok", first
+        assert first["user_id"] == self.user_id
+        self._reader = asyncio.create_task(self._read(), name=f"watcher-{self.label}")
+        return self
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for text in self._ws:
+                frame = json.loads(text)
+                if frame.get("type") == "health.check":
+                    await self._ws.send(json.dumps({"type": "pong"}))
+                    continue
+                self.frames.append(frame)
+                self._changed.set()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+            self._changed.set()
+
+    async def watch(self, cid: str, since: int | None = None) -> Frame:
+        """Send `watch`; returns `watch.ok` (replayed events, if any, arrive before it)."""
+        assert self._ws is not None
+        message: Frame = {"type": "watch", "call_cid": cid}
+        if since is not None:
+            message["since"] = since
+        start = len(self.frames)
+        await self._ws.send(json.dumps(message))
+        return await self.wait_for(
+            lambda f: f["type"] in ("watch.ok", "error") and f.get("call_cid") == cid, start=start
+        )
+
+    async def wait_for(
+        self, predicate: Callable[[Frame], bool], *, start: int = 0, within_s: float = WAIT_S
+    ) -> Frame:
+        """The first frame (from index `start`) matching `predicate`, waiting at most `within_s`."""
+        deadline = time.monotonic() + within_s
+        seen = start
+        while True:
+            for frame in self.frames[seen:]:
+                if predicate(frame):
+                    return frame
+            seen = len(self.frames)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.closed.is_set():
+                raise AssertionError(
+                    f"{self.label}: no matching frame in {within_s} s; got {self.types()}"
+                )
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def wait_seqs(self, cid: str, expected: set[int], within_s: float = WAIT_S) -> None:
+        """Wait (bounded) until every seq in `expected` has arrived for `cid`."""
+        deadline = time.monotonic() + within_s
+        while not expected <= set(self.seqs(cid)) and time.monotonic() < deadline:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - time.monotonic()))
+            if self.closed.is_set():
+                break
+
+    def events(self, cid: str) -> list[Frame]:
+        return [f for f in self.frames if f.get("call_cid") == cid and "seq" in f and _is_event(f)]
+
+    def seqs(self, cid: str) -> list[int]:
+        return [f["seq"] for f in self.events(cid)]
+
+    def last_seq(self, cid: str) -> int:
+        seqs = self.seqs(cid)
+        return seqs[-1] if seqs else 0
+
+    def types(self) -> list[str]:
+        return [f"{f['type']}#{f.get('seq', '-')}" for f in self.frames]
+
+    async def wait_closed(self) -> None:
+        """Wait (bounded) for the server side to go away."""
+        await asyncio.wait_for(self.closed.wait(), WAIT_S)
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._ws.close(), 5)
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def _is_event(frame: Frame) -> bool:
+    return str(frame.get("type", "")).startswith("call.")
+
+
+async def replay(
+    server: ServerProcess, user_id: str, cid: str, role: str | None = None
+) -> list[Frame]:
+    """Every event of `cid` that `user_id` may see, from a fresh `watch` with `since=0`."""
+    watcher = await Watcher(server, user_id, role).open()
+    try:
+        ok = await watcher.watch(cid, since=0)
+        assert ok["type"] == "watch.ok", ok
+        return watcher.events(cid)
+    finally:
+        await watcher.close()
+
+
+def assert_strictly_increasing(label: str, seqs: list[int]) -> None:
+    bad = [(a, b) for a, b in itertools.pairwise(seqs) if b <= a]
+    assert not bad, f"{label}: seq not strictly increasing at {bad[:5]} in {seqs}"

@@ -1,0 +1,157 @@
+"""Settings: environment first, flags on top, defaults; the generated secret file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from podium.config import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_SECRET_FILE,
+    LOOPBACK_HOSTS,
+    Settings,
+    load_secret,
+)
+
+SECRET = "config-test-secret-0123456789abcdef0123456789"
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({"PODIUM_SECRET": SECRET})
+    assert settings == Settings(secret=SECRET)
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///./podium.db"
+    assert settings.redis_url is None
+    assert (settings.host, settings.port, settings.dev) == (DEFAULT_HOST, DEFAULT_PORT, False)
+    assert DEFAULT_HOST == "127.0.0.1"
+    assert DEFAULT_PORT == 8000
+    assert DEFAULT_SECRET_FILE == ".podium-secret"
+
+
+def test_environment_overrides() -> None:
+    settings = Settings.from_env(
+        {
+            "PODIUM_SECRET": SECRET,
+            "PODIUM_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1/db",
+            "PODIUM_REDIS_URL": "redis://127.0.0.1:6379/3",
+        }
+    )
+    assert settings.secret == SECRET
+    assert settings.database_url == "postgresql+asyncpg://u@127.0.0.1/db"
+    assert settings.redis_url == "redis://127.0.0.1:6379/3"
+
+
+def test_empty_variables_mean_unset() -> None:
+    settings = Settings.from_env(
+        {
+            "PODIUM_SECRET": SECRET,
+            "PODIUM_DATABASE_URL": "",
+            "PODIUM_REDIS_URL": "",
+        }
+    )
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.redis_url is None
+
+
+def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PODIUM_SECRET", SECRET)
+    monkeypatch.setenv("PODIUM_DATABASE_URL", "sqlite+aiosqlite:///x.db")
+    monkeypatch.delenv("PODIUM_REDIS_URL", raising=False)
+    settings = Settings.from_env()
+    assert settings.secret == SECRET
+    assert settings.database_url == "sqlite+aiosqlite:///x.db"
+    assert settings.redis_url is None
+
+
+def test_from_env_does_not_modify_the_mapping_given() -> None:
+    env = {"PODIUM_SECRET": SECRET}
+    Settings.from_env(env)
+    assert env == {"PODIUM_SECRET": SECRET}
+
+
+def test_flags_override_and_none_keeps_the_value() -> None:
+    base = Settings.from_env({"PODIUM_SECRET": SECRET, "PODIUM_REDIS_URL": "redis://127.0.0.1"})
+    changed = base.with_overrides(
+        host="localhost", port=9001, dev=True, database_url=None, redis_url=None
+    )
+    assert (changed.host, changed.port, changed.dev) == ("localhost", 9001, True)
+    assert changed.database_url == DEFAULT_DATABASE_URL
+    assert changed.redis_url == "redis://127.0.0.1"
+    assert changed.secret == SECRET
+    assert base.port == DEFAULT_PORT, "with_overrides returns a copy"
+    assert base.with_overrides() == base
+
+
+def test_false_and_zero_are_overrides_not_unset() -> None:
+    base = Settings(secret=SECRET, dev=True)
+    assert base.with_overrides(dev=False).dev is False
+    assert base.with_overrides(port=0).port == 0
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings(secret=SECRET)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.port = 1  # type: ignore[misc]
+
+
+def test_loopback_hosts() -> None:
+    assert {"127.0.0.1", "localhost", "::1"} == LOOPBACK_HOSTS
+    assert "0.0.0.0" not in LOOPBACK_HOSTS
+    assert "::" not in LOOPBACK_HOSTS
+
+
+# the secret file
+
+
+def test_without_secret_one_is_generated_in_the_secret_file(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    first = Settings.from_env({"PODIUM_SECRET_FILE": str(path)})
+    assert len(first.secret) >= 32
+    assert path.read_text() == first.secret + "\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    second = Settings.from_env({"PODIUM_SECRET_FILE": str(path)})
+    assert second.secret == first.secret
+
+
+def test_default_secret_file_is_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert (tmp_path / ".podium-secret").read_text().strip() == settings.secret
+    assert Settings.from_env({}).secret == settings.secret
+
+
+def test_podium_secret_wins_and_no_file_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "other").write_text("from-file\n")
+    settings = Settings.from_env({"PODIUM_SECRET": SECRET, "PODIUM_SECRET_FILE": "other"})
+    assert settings.secret == SECRET
+    assert sorted(os.listdir(tmp_path)) == ["other"]
+
+
+def test_existing_secret_file_is_read_and_stripped(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("  kept-secret-value  \n\n")
+    assert load_secret(path) == "kept-secret-value"
+    assert path.read_text() == "  kept-secret-value  \n\n", "an existing secret is not rewritten"
+
+
+def test_empty_secret_file_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text(" \n")
+    secret = load_secret(path)
+    assert len(secret) >= 32
+    assert path.read_text() == secret + "\n"
+    assert load_secret(path) == secret
+
+
+def test_generated_secrets_differ(tmp_path: Path) -> None:
+    assert load_secret(tmp_path / "a") != load_secret(tmp_path / "b")
