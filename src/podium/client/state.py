@@ -1,0 +1,259 @@
+"""`CallState`: what the SDK knows about one call, kept current from snapshots and events.
+
+Pure data and pure updates, no I/O: `CallState.from_snapshot` builds it from the
+call state object every call endpoint returns (spec §2); `apply_snapshot`
+replaces it with a newer one; `apply_event` folds in one call event (spec §3).
+
+Ordering: every snapshot and every event carries the call's `seq`. A snapshot
+older than what the state already reflects is ignored, and an event at or below
+`state.seq` is already part of the state (it came before the snapshot), so
+`apply_event` skips it and returns False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+JSON = dict[str, Any]
+
+CAPABILITIES: frozenset[str] = frozenset(
+    {
+        "read-call",
+        "create-call",
+        "join-call",
+        "join-backstage",
+        "send-audio",
+        "send-video",
+        "screenshare",
+        "update-call-permissions",
+        "update-call-member",
+        "mute-users",
+        "go-live",
+        "update-call",
+        "end-call",
+        "block-users",
+    }
+)
+"""The 14 capability names of spec §1, exactly as they travel on the wire."""
+
+
+def check_capability(capability: str) -> str:
+    """`capability` if it is one of the 14 known names, else a ValueError naming them."""
+    if capability not in CAPABILITIES:
+        known = ", ".join(sorted(CAPABILITIES))
+        raise ValueError(f"unknown capability {capability!r}; known capabilities: {known}")
+    return capability
+
+
+def check_capabilities(capabilities: Iterable[str]) -> list[str]:
+    """Validate every name (a lone string is refused: it would be read letter by letter)."""
+    if isinstance(capabilities, str):
+        raise TypeError("pass a list of capability names, not a single string")
+    checked = [check_capability(c) for c in capabilities]
+    if not checked:
+        raise ValueError("name at least one capability")
+    return list(dict.fromkeys(checked))
+
+
+@dataclass
+class CallState:
+    """One call as this client sees it.
+
+    `members` and `participants` are keyed by user id, `pending_requests` by
+    request id (the server sends all pending requests to moderators and only
+    your own to everyone else). `seq` is the last call event reflected here.
+    """
+
+    cid: str
+    call: JSON = field(default_factory=dict)
+    settings: JSON = field(default_factory=dict)
+    members: dict[str, JSON] = field(default_factory=dict)
+    participants: dict[str, JSON] = field(default_factory=dict)
+    blocked_user_ids: set[str] = field(default_factory=set)
+    own_capabilities: set[str] = field(default_factory=set)
+    pending_requests: dict[str, JSON] = field(default_factory=dict)
+    seq: int = -1
+    loaded: bool = False
+    """False until a snapshot (get, get_or_create, join, ...) has been applied."""
+
+    @property
+    def type(self) -> str:
+        return self.cid.split(":", 1)[0]
+
+    @property
+    def id(self) -> str:
+        return self.cid.split(":", 1)[1]
+
+    @property
+    def phase(self) -> str | None:
+        """`backstage`, `live` or `ended` (None before the first snapshot)."""
+        phase = self.call.get("phase")
+        return phase if isinstance(phase, str) else None
+
+    @property
+    def live(self) -> bool:
+        return bool(self.call.get("live", False))
+
+    @property
+    def backstage(self) -> bool:
+        return bool(self.call.get("backstage", False))
+
+    @property
+    def ended(self) -> bool:
+        return bool(self.call.get("ended", False))
+
+    @property
+    def custom(self) -> JSON:
+        custom = self.call.get("custom")
+        return custom if isinstance(custom, dict) else {}
+
+    @property
+    def requestable(self) -> frozenset[str]:
+        """Capabilities the call type lets users request."""
+        return frozenset(self.settings.get("requestable") or ())
+
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> CallState:
+        call = snapshot.get("call") or {}
+        state = cls(cid=str(call.get("cid", "")))
+        apply_snapshot(state, snapshot)
+        return state
+
+    def pending_of(self, user_id: str, now: datetime | None = None) -> list[JSON]:
+        """Pending requests of `user_id` known here that have not yet expired."""
+        now = now or datetime.now(UTC)
+        return [
+            r
+            for r in self.pending_requests.values()
+            if r.get("user_id") == user_id and not is_expired(r, now)
+        ]
+
+    def is_member_or_participant(self, user_id: str) -> bool:
+        return user_id in self.members or user_id in self.participants
+
+
+def apply_snapshot(state: CallState, snapshot: Mapping[str, Any]) -> bool:
+    """Replace `state` with a call state object; False (nothing changed) if it is older."""
+    seq = snapshot.get("seq")
+    seq = seq if isinstance(seq, int) else -1
+    if state.loaded and seq < state.seq:
+        return False
+    call = snapshot.get("call") or {}
+    if isinstance(call.get("cid"), str):
+        state.cid = call["cid"]
+    state.call = dict(call)
+    state.settings = dict(snapshot.get("settings") or {})
+    state.members = _by(snapshot.get("members"), "user_id")
+    state.participants = _by(snapshot.get("participants"), "user_id")
+    state.blocked_user_ids = set(snapshot.get("blocked_user_ids") or ())
+    state.own_capabilities = set(snapshot.get("own_capabilities") or ())
+    state.pending_requests = {
+        r["id"]: r
+        for r in _dicts(snapshot.get("pending_requests"))
+        if r.get("state", "pending") == "pending" and isinstance(r.get("id"), str)
+    }
+    state.seq = seq
+    state.loaded = True
+    return True
+
+
+def apply_event(state: CallState, event: Mapping[str, Any], user_id: str | None) -> bool:
+    """Fold one call event into `state`; False when the state already reflects it.
+
+    `user_id` is this client's user: `call.permissions_updated` only changes
+    `own_capabilities` when it is about them.
+    """
+    seq = event.get("seq")
+    if isinstance(seq, int):
+        if state.loaded and seq <= state.seq:
+            return False
+        state.seq = seq
+    kind = event.get("type")
+    if kind in ("call.created", "call.updated", "call.live_started", "call.live_stopped"):
+        _set_call(state, event)
+    elif kind == "call.ended":
+        _set_call(state, event)
+        # The server removes every participant and cancels every pending request
+        # when a call ends (the cancellations also arrive as resolved events).
+        state.participants.clear()
+        state.pending_requests.clear()
+    elif kind == "call.participant_joined":
+        participant = event.get("participant")
+        if isinstance(participant, dict) and isinstance(participant.get("user_id"), str):
+            state.participants[participant["user_id"]] = dict(participant)
+    elif kind == "call.participant_left":
+        participant = event.get("participant")
+        if isinstance(participant, dict):
+            state.participants.pop(str(participant.get("user_id")), None)
+    elif kind in ("call.member_added", "call.member_updated"):
+        state.members.update(_by(event.get("members"), "user_id"))
+    elif kind == "call.member_removed":
+        for removed in event.get("user_ids") or ():
+            state.members.pop(str(removed), None)
+    elif kind == "call.permission_request":
+        request = event.get("request")
+        if (
+            isinstance(request, dict)
+            and isinstance(request.get("id"), str)
+            and request.get("state", "pending") == "pending"
+        ):
+            state.pending_requests[request["id"]] = dict(request)
+    elif kind == "call.permission_request_resolved":
+        request = event.get("request")
+        if isinstance(request, dict):
+            state.pending_requests.pop(str(request.get("id")), None)
+    elif kind == "call.permissions_updated":
+        if user_id is not None and event.get("user_id") == user_id:
+            state.own_capabilities = set(event.get("own_capabilities") or ())
+    elif kind == "call.blocked_user":
+        blocked = str(event.get("user_id"))
+        state.blocked_user_ids.add(blocked)
+        state.participants.pop(blocked, None)
+    elif kind == "call.unblocked_user":
+        state.blocked_user_ids.discard(str(event.get("user_id")))
+    return True
+
+
+def is_expired(request: Mapping[str, Any], now: datetime) -> bool:
+    """The request's `expires_at` has passed (the server treats it as no longer pending)."""
+    expires_at = request.get("expires_at")
+    if not isinstance(expires_at, str):
+        return False
+    try:
+        when = datetime.fromisoformat(expires_at)
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return now >= when
+
+
+def add_pending(state: CallState, request: Mapping[str, Any]) -> None:
+    """Record a request this client just made (if it is still pending)."""
+    if request.get("state") == "pending" and isinstance(request.get("id"), str):
+        state.pending_requests[request["id"]] = dict(request)
+
+
+def drop_pending(state: CallState, request: Mapping[str, Any]) -> None:
+    """Forget a request this client just resolved (accept, reject, cancel)."""
+    if request.get("state") != "pending":
+        state.pending_requests.pop(str(request.get("id")), None)
+
+
+def _set_call(state: CallState, event: Mapping[str, Any]) -> None:
+    call = event.get("call")
+    if isinstance(call, dict):
+        state.call = dict(call)
+
+
+def _dicts(items: object) -> list[JSON]:
+    if not isinstance(items, list):
+        return []
+    return [dict(item) for item in items if isinstance(item, dict)]
+
+
+def _by(items: object, key: str) -> dict[str, JSON]:
+    return {item[key]: item for item in _dicts(items) if isinstance(item.get(key), str)}
