@@ -88,7 +88,7 @@ async def test_request_on_one_node_reaches_moderator_on_the_other(cluster: Clust
         )
         assert resolved["request"]["state"] == "accepted"
         assert resolved["request"]["resolved_by"] == HOST
-        assert resolved["seq"] < updated["seq"]
+        assert updated["seq"] < resolved["seq"]  # capabilities first, then the resolution
         # The listener never hears of the request itself (only moderators do).
         assert "call.permission_request" not in [f["type"] for f in listener_ws.events(cid)]
         for ws in (host_ws, listener_ws):

@@ -152,8 +152,8 @@ async def test_pending_request_grants_and_log_survive_sigkill(
         assert (await late_ws.watch(cid, since=listener_last))["type"] == "watch.ok"
         late_types = [f["type"] for f in late_ws.events(cid)]
         assert late_types == [
-            "call.permission_request_resolved",
             "call.permissions_updated",
+            "call.permission_request_resolved",
         ], late_types
         assert late_ws.events(cid) == listener_ws.events(cid)
 

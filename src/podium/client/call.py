@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from podium.client.errors import PodiumError
 from podium.client.http import JSON, path_segment
 from podium.client.permission import PermissionHandle
 from podium.client.state import (
@@ -49,6 +50,9 @@ def check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise ValueError(f"{what} must be 1-64 chars of [A-Za-z0-9_-], got {value!r}")
     return value
+
+
+PHASE_EVENTS = frozenset({"call.live_started", "call.live_stopped", "call.ended"})
 
 
 class Call:
@@ -258,6 +262,21 @@ class Call:
             targets = [*self._handlers.get(kind, ()), *self._handlers.get(ALL_EVENTS, ())]
         else:
             targets = list(self._handlers.get(kind, ()))
+        if kind in PHASE_EVENTS:
+            self.client.spawn(self._refresh_then_run(frame, targets), f"{kind} refresh")
+        else:
+            self._run(frame, targets)
+
+    async def _refresh_then_run(self, frame: Event, targets: list[Handler]) -> None:
+        """A phase change alters capabilities the event does not carry: re-read them first."""
+        try:
+            await self.get()
+        except PodiumError:
+            log.warning("could not refresh %s after %s", self.cid, frame.get("type"))
+        self._run(frame, targets)
+
+    def _run(self, frame: Event, targets: list[Handler]) -> None:
+        kind = frame.get("type")
         for handler in targets:
             try:
                 result = handler(frame)

@@ -12,7 +12,7 @@ from podium.core.capabilities import Capabilities, Capability
 from podium.core.errors import CallTypeNotFound, PermissionDenied
 from podium.core.policy import CallPhase, initial_phase, own_capabilities
 from podium.core.requests import RequestState
-from podium.services.context import CallContext, Runtime, load_call, writing
+from podium.services.context import Runtime, load_call, writing
 from podium.services.grants import after_capability_change, end_pending_requests
 from podium.services.identity import Identity
 from podium.services.views import call_view, member_view, participant_view, state_view
@@ -67,7 +67,7 @@ class CallsService:
             if await tx.get_call(cid) is not None:
                 ctx = await load_call(tx, cid)
                 await ctx.require(tx, identity, Capability.READ_CALL)
-                return await self._state(tx, ctx, identity), False
+                return await self._state(tx, cid, identity), False
             call_type = await tx.get_call_type(type_name)
             if call_type is None:
                 raise CallTypeNotFound(f"call type {type_name} not found", {"type": type_name})
@@ -97,14 +97,13 @@ class CallsService:
                     MemberRecord(cid, user_id, role, frozenset(), frozenset(), now, now)
                 )
             await changes.emit(cid, "call.created", {"call": call_view(call)}, Audience.watchers())
-            ctx = await load_call(tx, cid)
-            return await self._state(tx, ctx, identity), True
+            return await self._state(tx, cid, identity), True
 
     async def get_state(self, identity: Identity, cid: str) -> dict[str, Any]:
         async with self.rt.store.read() as tx:
             ctx = await load_call(tx, cid)
             await ctx.require(tx, identity, Capability.READ_CALL)
-            return await self._state(tx, ctx, identity)
+            return await self._state(tx, cid, identity)
 
     async def list_calls(
         self, identity: Identity, call_type: str | None, live: bool | None
@@ -141,13 +140,12 @@ class CallsService:
                     {"participant": participant_view(participant)},
                     Audience.watchers(),
                 )
-            ctx = await load_call(tx, cid)
-            return await self._state(tx, ctx, identity)
+            return await self._state(tx, cid, identity)
 
     async def leave(self, identity: Identity, cid: str) -> dict[str, Any]:
         async with writing(self.rt, cid) as changes:
             tx = changes.tx
-            ctx = await load_call(tx, cid)
+            await load_call(tx, cid)
             participant = await tx.get_participant(cid, identity.user_id)
             if participant is not None:
                 await tx.delete_participant(cid, identity.user_id)
@@ -157,8 +155,7 @@ class CallsService:
                     {"participant": participant_view(participant)},
                     Audience.watchers(),
                 )
-            ctx = await load_call(tx, cid)
-            return await self._state(tx, ctx, identity)
+            return await self._state(tx, cid, identity)
 
     async def set_live(self, identity: Identity, cid: str, live: bool) -> dict[str, Any]:
         """go-live (`live=True`) or stop-live; repeating the current phase changes nothing."""
@@ -178,7 +175,7 @@ class CallsService:
                     Audience.watchers(),
                     refresh=True,
                 )
-            return await self._state(tx, ctx, identity)
+            return await self._state(tx, cid, identity)
 
     async def end(self, identity: Identity, cid: str) -> dict[str, Any]:
         """End the call for everyone: participants removed, pending requests cancelled."""
@@ -196,7 +193,7 @@ class CallsService:
             await changes.emit(
                 cid, "call.ended", {"call": call_view(ctx.call)}, Audience.watchers(), refresh=True
             )
-            return await self._state(tx, ctx, identity)
+            return await self._state(tx, cid, identity)
 
     async def update_members(
         self, identity: Identity, cid: str, update: list[MemberChange], remove: list[str]
@@ -244,10 +241,11 @@ class CallsService:
                 await after_capability_change(
                     changes, ctx, user_id, before, None, by=identity.user_id
                 )
-            ctx = await load_call(tx, cid)
-            return await self._state(tx, ctx, identity)
+            return await self._state(tx, cid, identity)
 
-    async def _state(self, tx: Transaction, ctx: CallContext, identity: Identity) -> dict[str, Any]:
+    async def _state(self, tx: Transaction, cid: str, identity: Identity) -> dict[str, Any]:
+        """The state as this transaction now sees it (re-read: events bumped `seq`)."""
+        ctx = await load_call(tx, cid)
         caps: Capabilities = await ctx.capabilities(tx, identity)
         moderator = Capability.UPDATE_CALL_PERMISSIONS in caps
         pending = await tx.list_requests(

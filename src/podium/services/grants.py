@@ -104,13 +104,28 @@ async def write_resolution(
 
     Returns None when the store says another answer won (nothing is written).
     """
+    resolved = await store_resolution(changes, request, resolution, by=by, reason=reason)
+    if resolved is not None:
+        await announce_resolution(changes, resolved)
+    return resolved
+
+
+async def store_resolution(
+    changes: Changes,
+    request: PermissionRequest,
+    resolution: Resolution,
+    *,
+    by: str | None,
+    reason: str | None,
+) -> PermissionRequest | None:
     resolved = resolve(request, resolution, by=by, now=changes.now, reason=reason)
-    if not await changes.tx.resolve_request(resolved):
-        return None
+    return resolved if await changes.tx.resolve_request(resolved) else None
+
+
+async def announce_resolution(changes: Changes, resolved: PermissionRequest) -> None:
     await changes.emit(
-        request.call_cid,
+        resolved.call_cid,
         "call.permission_request_resolved",
         {"request": resolved.to_dict()},
-        Audience.holders(MODERATORS, request.user_id),
+        Audience.holders(MODERATORS, resolved.user_id),
     )
-    return resolved

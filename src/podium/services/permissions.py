@@ -32,6 +32,8 @@ from podium.services.context import (
 from podium.services.grants import (
     MODERATORS,
     after_capability_change,
+    announce_resolution,
+    store_resolution,
     write_resolution,
 )
 from podium.services.identity import Identity
@@ -114,13 +116,17 @@ class PermissionsService:
             ctx = await load_call(tx, cid)
             await ctx.require(tx, identity, MODERATORS)
             request = await self._answerable(changes, cid, request_id)
-            resolved = request and await write_resolution(
+            resolved = request and await store_resolution(
                 changes, request, resolution, by=identity.user_id, reason=reason
             )
-            if request and resolved and resolution is Resolution.ACCEPT:
+            if resolved is not None and resolution is Resolution.ACCEPT:
+                # The requester learns its new capabilities before the resolution,
+                # so a client never sees "not awaiting, not allowed" in between.
                 await self._change_member(
-                    changes, ctx, request.user_id, grant=request.permissions, by=identity.user_id
+                    changes, ctx, resolved.user_id, grant=resolved.permissions, by=identity.user_id
                 )
+            if resolved is not None:
+                await announce_resolution(changes, resolved)
         return _answered(resolved, request_id)
 
     async def cancel(self, identity: Identity, cid: str, request_id: str) -> PermissionRequest:
