@@ -18,7 +18,7 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.runtime
 
 run: $(VENV)/.runtime
-	$(BIN)/podium serve
+	$(BIN)/podium serve $(ARGS)
 
 check: $(VENV)/.test
 	$(BIN)/ruff check src tests bench
