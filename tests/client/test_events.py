@@ -52,7 +52,7 @@ async def test_seen_events_are_dropped_and_watch_ok_resolves() -> None:
 
     for seq in (3, 4, 5, 5, 6):  # replay overlapping what was seen
         await events._on_frame(ws, {"type": "call.x", "call_cid": "audio_room:r1", "seq": seq})
-    await events._on_frame(ws, {"type": "watch.ok", "call_cid": "audio_room:r1", "seq": 9})
+    await events._on_frame(ws, {"type": "watch.ok", "call_cid": "audio_room:r1", "last_seq": 9})
     assert await asyncio.wait_for(watching, 1) == 9
     assert [f["seq"] for f in got] == [5, 6]
     assert events.watched == {"audio_room:r1": 9}

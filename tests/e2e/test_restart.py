@@ -153,6 +153,7 @@ async def test_pending_request_grants_and_log_survive_sigkill(
         late_types = [f["type"] for f in late_ws.events(cid)]
         assert late_types == [
             "call.permissions_updated",
+            "call.member_updated",
             "call.permission_request_resolved",
         ], late_types
         assert late_ws.events(cid) == listener_ws.events(cid)
@@ -180,7 +181,10 @@ async def test_pending_request_grants_and_log_survive_sigkill(
             "call.live_started",
             "call.participant_joined",
             "call.permission_request",
+            "call.member_added",  # grant send-video (before the kill)
+            "call.member_updated",  # revoke create-call (before the kill)
             "call.permission_request",
+            "call.member_updated",  # accept grants send-audio
             "call.permission_request_resolved",
         ]
         assert host_before + host_ws.events(cid) == host_all

@@ -117,7 +117,7 @@ async def _handle(conn: WsConnection, hub: EventHub, message: Any) -> None:
     if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
         raise ValidationFailed("since must be a non-negative integer")
     seq = await hub.watch(conn, cid, since)
-    conn.send(encode({"type": "watch.ok", "call_cid": cid, "seq": seq}))
+    conn.send(encode({"type": "watch.ok", "call_cid": cid, "last_seq": seq}))
 
 
 @router.websocket("/v1/ws")

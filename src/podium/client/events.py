@@ -255,7 +255,7 @@ class EventStream:
                 await ws.send('{"type":"health.check"}')
             return
         if kind == "watch.ok" and isinstance(cid, str):
-            self._on_watch_ok(cid, frame.get("seq"))
+            self._on_watch_ok(cid, frame.get("last_seq"))
             return
         if kind == "error":
             self._on_error(frame)

@@ -37,6 +37,7 @@ from podium.services.grants import (
     write_resolution,
 )
 from podium.services.identity import Identity
+from podium.services.views import member_view
 from podium.store.records import MemberRecord
 
 EXPIRED_REASON = "expired"
@@ -240,8 +241,17 @@ class PermissionsService:
             before.created_at if before else changes.now,
             changes.now,
         )
+        if before is not None and before.permissions == after.permissions:
+            return
         await tx.upsert_member(after)
         await after_capability_change(changes, ctx, user_id, before, after, by=by)
+        await changes.emit(
+            ctx.cid,
+            "call.member_updated" if before else "call.member_added",
+            {"members": [member_view(after)]},
+            Audience.watchers(),
+            refresh=True,
+        )
 
 
 def _answered(resolved: PermissionRequest | None, request_id: str) -> PermissionRequest:
