@@ -357,7 +357,7 @@ async def serve_ceiling(port: int) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with serve(handler, LOOPBACK, port, ping_interval=None, backlog=2048):
+    async with serve(handler, LOOPBACK, port, ping_interval=None, compression=None, backlog=2048):
         await stop.wait()
 
 

@@ -22,7 +22,7 @@ from podium.core.errors import CallEnded, CallNotFound, PermissionDenied
 from podium.core.policy import CallAccess, CallPhase, own_capabilities
 from podium.services.identity import Identity
 from podium.store.base import Store, Transaction
-from podium.store.records import CallRecord
+from podium.store.records import CallRecord, MemberRecord
 
 Clock = Callable[[], datetime]
 log = logging.getLogger("podium.services")
@@ -55,7 +55,23 @@ class CallContext:
     async def capabilities(self, tx: Transaction, identity: Identity) -> Capabilities:
         if identity.server:
             return ALL_CAPABILITIES
-        return await user_capabilities(tx, self, identity.user_id, identity.role)
+        member = await tx.get_member(self.cid, identity.user_id)
+        return await self.member_capabilities(tx, identity, member)
+
+    async def member_capabilities(
+        self, tx: Transaction, identity: Identity, member: MemberRecord | None
+    ) -> Capabilities:
+        """As `capabilities`, for a caller that has already read the member."""
+        if identity.server:
+            return ALL_CAPABILITIES
+        blocked = await tx.get_block(self.cid, identity.user_id) is not None
+        return own_capabilities(
+            self.call_type,
+            self.call.phase,
+            member.permissions if member else None,
+            identity.role,
+            blocked=blocked,
+        )
 
     async def require(
         self, tx: Transaction, identity: Identity, capability: Capability

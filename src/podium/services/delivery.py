@@ -7,9 +7,10 @@ dropped, and a gap (events of one call published by two nodes can cross on
 the bus) is filled from the durable log first. So every watcher sees each
 event it may see exactly once, in order, whichever node produced it.
 
-Recipients follow the event's `Audience`; the snapshot is reloaded after
-events marked `refresh` (and whenever it is older than `access_max_age`),
-so decisions follow grants, revokes, role changes and blocks.
+Recipients follow the event's `Audience`; the snapshot is patched from
+events marked `refresh` (and reloaded whenever it is older than
+`access_max_age`, which also picks up call-type changes), so decisions
+follow grants, revokes, role changes, blocks and phase changes.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from podium.bus.base import EventBus
 from podium.bus.events import AudienceKind, CallEvent
-from podium.core.capabilities import Capabilities, Capability, sorted_names
+from podium.core.capabilities import (
+    Capabilities,
+    Capability,
+    parse_capabilities,
+    sorted_names,
+)
 from podium.core.errors import PermissionDenied
-from podium.core.policy import CallAccess
+from podium.core.policy import CallAccess, CallPhase, MemberGrants
 from podium.services.context import load_call
 from podium.services.identity import Identity
 from podium.store.base import Store
@@ -163,7 +169,7 @@ class EventHub:
         feed = self.feeds.get(event.call_cid)
         if feed is None:
             if event.audience.kind is AudienceKind.USERS:
-                self._send_to_users(event, event.audience.user_ids, None)
+                await self._send_to_users(event, event.audience.user_ids, None)
             return
         async with feed.lock:
             if feed.access is None or event.seq <= feed.last_seq:
@@ -182,12 +188,11 @@ class EventHub:
         return found
 
     async def _deliver(self, feed: Feed, event: CallEvent) -> None:
-        stale = self.clock() - feed.loaded_at > self.access_max_age_s
-        if stale or (event.refresh and event.audience.kind is AudienceKind.USERS):
+        if self.clock() - feed.loaded_at > self.access_max_age_s:
             await self._load(feed)
         audience = event.audience
         if audience.kind is AudienceKind.USERS:
-            self._send_to_users(event, audience.user_ids, feed)
+            await self._send_to_users(event, audience.user_ids, feed)
         else:
             text = encode(event.frame())
             for conn, cursor in feed.cursors.items():
@@ -200,10 +205,59 @@ class EventHub:
                 if (audience.capability or Capability.READ_CALL) in feed.capabilities(conn):
                     conn.send(text)
         feed.last_seq = event.seq
-        if event.refresh and audience.kind is not AudienceKind.USERS:
+        if event.refresh:
+            await self._apply(feed, event)
+
+    async def _apply(self, feed: Feed, event: CallEvent) -> None:
+        """Bring the feed's access snapshot up to date with an event that changed it.
+
+        The events that change access carry what changed (member records,
+        blocked user, new phase), so the snapshot is patched in place and only
+        the affected users' cached capabilities are dropped. Anything else
+        marked `refresh` falls back to a reload from the store.
+        """
+        access = feed.access
+        assert access is not None
+        payload = event.payload
+        kind = event.type
+        if kind == "call.permissions_updated":
+            return  # the member event that follows carries the change
+        if kind in ("call.member_added", "call.member_updated"):
+            members = dict(access.members)
+            for m in payload["members"]:
+                members[m["user_id"]] = MemberGrants(
+                    m["role"], parse_capabilities(m["grants"]), parse_capabilities(m["revokes"])
+                )
+            feed.access = replace(access, members=members)
+            self._forget(feed, [m["user_id"] for m in payload["members"]])
+        elif kind == "call.member_removed":
+            gone = set(payload["user_ids"])
+            members = {u: g for u, g in access.members.items() if u not in gone}
+            feed.access = replace(access, members=members)
+            self._forget(feed, gone)
+        elif kind in ("call.blocked_user", "call.unblocked_user"):
+            user_id = payload["user_id"]
+            blocked = (
+                access.blocked | {user_id}
+                if kind == "call.blocked_user"
+                else access.blocked - {user_id}
+            )
+            feed.access = replace(access, blocked=blocked)
+            self._forget(feed, [user_id])
+        elif kind in ("call.live_started", "call.live_stopped", "call.ended"):
+            feed.access = replace(access, phase=CallPhase(payload["call"]["phase"]))
+            feed.held.clear()
+        else:
             await self._load(feed)
 
-    def _send_to_users(self, event: CallEvent, user_ids: Iterable[str], feed: Feed | None) -> None:
+    def _forget(self, feed: Feed, user_ids: Iterable[str]) -> None:
+        for user_id in user_ids:
+            for conn in self.by_user.get(user_id, ()):
+                feed.held.pop(conn, None)
+
+    async def _send_to_users(
+        self, event: CallEvent, user_ids: Iterable[str], feed: Feed | None
+    ) -> None:
         """User-addressed events reach all of that user's connections, watching or not."""
         text = encode(event.frame())
         for user_id in user_ids:
@@ -212,18 +266,19 @@ class EventHub:
                     if feed.cursors[conn] >= event.seq:
                         continue
                     feed.cursors[conn] = event.seq
-                conn.send(self._personal(event, conn, feed) or text)
+                if event.type == "call.permissions_updated" and (
+                    conn.identity.server or conn.identity.role is not None
+                ):
+                    conn.send(await self._personal(event, conn.identity))
+                else:
+                    conn.send(text)
 
-    def _personal(self, event: CallEvent, conn: Connection, feed: Feed | None) -> str | None:
-        """`permissions_updated` as computed for tokens whose role overrides membership."""
-        identity = conn.identity
-        if event.type != "call.permissions_updated" or feed is None or feed.access is None:
-            return None
-        if not identity.server and identity.role is None:
-            return None
-        frame = event.frame()
-        frame["own_capabilities"] = sorted_names(identity.capabilities_in(feed.access))
-        return encode(frame)
+    async def _personal(self, event: CallEvent, identity: Identity) -> str:
+        """`permissions_updated` computed for a token whose role overrides membership."""
+        async with self.store.read() as tx:
+            ctx = await load_call(tx, event.call_cid)
+            caps = await ctx.capabilities(tx, identity)
+        return encode({**event.frame(), "own_capabilities": sorted_names(caps)})
 
     async def _replay(self, feed: Feed, conn: Connection, cursor: int) -> int:
         access = feed.access

@@ -45,8 +45,16 @@ async def after_capability_change(
     by: str,
 ) -> None:
     """Tell the user if their capabilities changed, and accept what is now held."""
-    old = await capabilities_for(changes, ctx, user_id, before)
-    new = await capabilities_for(changes, ctx, user_id, after)
+    blocked = await changes.tx.get_block(ctx.cid, user_id) is not None
+    old, new = (
+        own_capabilities(
+            ctx.call_type,
+            ctx.call.phase,
+            member.permissions if member else None,
+            blocked=blocked,
+        )
+        for member in (before, after)
+    )
     if old == new:
         return
     await settle_satisfied(changes, ctx, user_id, new, by=by)

@@ -55,12 +55,15 @@ class PermissionsService:
             tx = changes.tx
             ctx = await load_call(tx, cid)
             ctx.require_not_ended()
-            held = await ctx.capabilities(tx, identity)
+            member = await tx.get_member(cid, identity.user_id)
+            held = await ctx.member_capabilities(tx, identity, member)
             may_request = (
-                await tx.get_member(cid, identity.user_id) is not None
-                or await tx.get_participant(cid, identity.user_id) is not None
+                member is not None or await tx.get_participant(cid, identity.user_id) is not None
             )
-            pending = await self._pending_of(changes, cid, identity.user_id)
+            pending = await self._unexpired(
+                changes,
+                await tx.list_requests(cid, state=RequestState.PENDING, user_id=identity.user_id),
+            )
             rejected = await tx.list_requests(
                 cid, state=RequestState.REJECTED, user_id=identity.user_id
             )
@@ -179,28 +182,23 @@ class PermissionsService:
         expired = 0
         for cid in cids:
             async with writing(self.rt, cid) as changes:
-                expired += len(await self._expire(changes, cid, None))
+                pending = await changes.tx.list_requests(cid, state=RequestState.PENDING)
+                expired += len(pending) - len(await self._unexpired(changes, pending))
         return expired
 
-    async def _pending_of(
-        self, changes: Changes, cid: str, user_id: str
+    async def _unexpired(
+        self, changes: Changes, pending: list[PermissionRequest]
     ) -> list[PermissionRequest]:
-        await self._expire(changes, cid, user_id)
-        return await changes.tx.list_requests(cid, state=RequestState.PENDING, user_id=user_id)
-
-    async def _expire(
-        self, changes: Changes, cid: str, user_id: str | None
-    ) -> list[PermissionRequest]:
-        pending = await changes.tx.list_requests(cid, state=RequestState.PENDING, user_id=user_id)
-        expired = []
+        """Expire the overdue ones among `pending` (telling everyone); return the rest."""
+        live = []
         for request in pending:
             if is_expired(request, changes.now):
-                done = await write_resolution(
+                await write_resolution(
                     changes, request, Resolution.EXPIRE, by=None, reason=EXPIRED_REASON
                 )
-                if done is not None:
-                    expired.append(done)
-        return expired
+            else:
+                live.append(request)
+        return live
 
     async def _answerable(
         self, changes: Changes, cid: str, request_id: str

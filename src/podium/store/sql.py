@@ -45,6 +45,7 @@ from podium.core.call_types import BUILTIN_CALL_TYPES, CallType
 from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest, RequestState
 from podium.store import schema
+from podium.store.cache import CallTypeCache
 from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
 from podium.store.schema import (
     blocks,
@@ -158,6 +159,7 @@ class SqlStore:
         parsed = _database_url(url)
         self._sqlite = parsed.get_backend_name() == "sqlite"
         self._engine = _create_engine(parsed)
+        self._call_types = CallTypeCache()
         self._write_lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -175,14 +177,14 @@ class SqlStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:
         async with self._transaction(immediate=False) as conn:
-            yield SqlTransaction(conn, writable=False)
+            yield SqlTransaction(conn, writable=False, call_types=self._call_types)
 
     @asynccontextmanager
     async def write(self, cid: str | None = None) -> AsyncIterator[SqlTransaction]:
         async with self._writer() as conn:
             if cid is not None and not self._sqlite:
                 await _lock_call(conn, cid)
-            yield SqlTransaction(conn, writable=True)
+            yield SqlTransaction(conn, writable=True, call_types=self._call_types)
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[AsyncConnection]:
@@ -205,9 +207,10 @@ class SqlStore:
 class SqlTransaction:
     """One database transaction: every method runs in it, nothing commits early."""
 
-    def __init__(self, conn: AsyncConnection, *, writable: bool) -> None:
+    def __init__(self, conn: AsyncConnection, *, writable: bool, call_types: CallTypeCache) -> None:
         self._conn = conn
         self._writable = writable
+        self._call_types = call_types
 
     async def _write(
         self, statement: Executable, params: Sequence[dict[str, Any]] | None = None
@@ -228,14 +231,21 @@ class SqlTransaction:
     # call types
 
     async def get_call_type(self, name: str) -> CallType | None:
+        cached = self._call_types.get(name)
+        if cached is not None:
+            return cached
         row = await self._one(select(call_types).where(call_types.c.name == name))
-        return schema.call_type_from_row(row) if row else None
+        found = schema.call_type_from_row(row) if row else None
+        if found is not None:
+            self._call_types.put(found)
+        return found
 
     async def list_call_types(self) -> list[CallType]:
         rows = await self._all(select(call_types).order_by(call_types.c.name))
         return [schema.call_type_from_row(row) for row in rows]
 
     async def put_call_type(self, call_type: CallType) -> None:
+        self._call_types.forget(call_type.name)
         await self._write(
             _upsert(self._conn, call_types, schema.call_type_values(call_type), ["name"])
         )
