@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from podium.bus.events import Audience
+from podium.bus.events import Audience, EventDraft
 from podium.bus.memory import InProcessBus
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
@@ -59,19 +59,11 @@ async def _call(runtime: Runtime) -> None:
 
 
 async def _append(runtime: Runtime, n: int) -> list[Any]:
-    events = []
+    drafts = [
+        EventDraft("call.user_muted", {"user_id": f"u{i}"}, Audience.watchers()) for i in range(n)
+    ]
     async with runtime.store.write(CID) as tx:
-        for i in range(n):
-            events.append(
-                await tx.append_event(
-                    CID,
-                    "call.user_muted",
-                    {"user_id": f"u{i}"},
-                    Audience.watchers(),
-                    created_at=runtime.clock(),
-                )
-            )
-    return events
+        return await tx.append_events(CID, drafts, created_at=runtime.clock())
 
 
 async def test_out_of_order_events_are_delivered_in_seq_order_once(runtime: Runtime) -> None:
@@ -108,14 +100,11 @@ async def test_users_audience_reaches_connections_that_do_not_watch(runtime: Run
     await hub.start()
     listener = Recorder(Identity("listener"))
     hub.connect(listener)
+    draft = EventDraft(
+        "call.permissions_updated", {"user_id": "listener"}, Audience.users("listener")
+    )
     async with runtime.store.write(CID) as tx:
-        event = await tx.append_event(
-            CID,
-            "call.permissions_updated",
-            {"user_id": "listener"},
-            Audience.users("listener"),
-            created_at=runtime.clock(),
-        )
+        (event,) = await tx.append_events(CID, [draft], created_at=runtime.clock())
     await runtime.bus.publish(event)
     assert [f["type"] for f in listener.frames] == ["call.permissions_updated"]
     await hub.close()

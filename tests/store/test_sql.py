@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,17 +15,34 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from podium.bus.events import Audience
+from podium.bus.events import Audience, CallEvent, EventDraft
 from podium.core.call_types import BUILTIN_CALL_TYPES, CallType
 from podium.core.capabilities import Capability
 from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest, RequestState, Resolution, resolve
+from podium.store.base import Transaction
 from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
 from podium.store.schema import metadata
 from podium.store.sql import SqlStore, create_store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 AUDIO = frozenset({Capability.SEND_AUDIO})
+
+
+async def append_event(
+    tx: Transaction,
+    cid: str,
+    type: str,
+    payload: dict[str, Any],
+    audience: Audience,
+    *,
+    created_at: datetime,
+    refresh: bool = False,
+) -> CallEvent:
+    """One event through the batch API."""
+    drafts = [EventDraft(type, payload, audience, refresh)]
+    (event,) = await tx.append_events(cid, drafts, created_at=created_at)
+    return event
 
 
 def at(seconds: float) -> datetime:
@@ -347,14 +365,14 @@ async def test_append_event_allocates_seq_and_events_since(store: SqlStore) -> N
     audience = Audience.holders(Capability.UPDATE_CALL_PERMISSIONS, "u1", "u2")
     async with store.write("default:a") as tx:
         appended = [
-            await tx.append_event(
-                "default:a", f"t{i}", {"i": i}, audience, created_at=at(i), refresh=i == 2
+            await append_event(
+                tx, "default:a", f"t{i}", {"i": i}, audience, created_at=at(i), refresh=i == 2
             )
             for i in range(1, 6)
         ]
-        other = await tx.append_event("default:b", "x", {}, Audience.watchers(), created_at=T0)
+        other = await append_event(tx, "default:b", "x", {}, Audience.watchers(), created_at=T0)
         with pytest.raises(LookupError):
-            await tx.append_event("default:zz", "x", {}, Audience.watchers(), created_at=T0)
+            await append_event(tx, "default:zz", "x", {}, Audience.watchers(), created_at=T0)
     assert [e.seq for e in appended] == [1, 2, 3, 4, 5]
     assert other.seq == 1
     assert appended[1].refresh and not appended[0].refresh
@@ -372,8 +390,8 @@ async def test_concurrent_appends_get_consecutive_seqs(store: SqlStore) -> None:
 
     async def append(i: int) -> int:
         async with store.write("default:a") as tx:
-            ev = await tx.append_event(
-                "default:a", "t", {"i": i}, Audience.users("u"), created_at=T0
+            ev = await append_event(
+                tx, "default:a", "t", {"i": i}, Audience.users("u"), created_at=T0
             )
             return ev.seq
 
@@ -422,7 +440,7 @@ async def test_failed_write_rolls_back_everything(store: SqlStore) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         async with store.write("default:a") as tx:
             await tx.insert_call(make_call("b"))
-            await tx.append_event("default:a", "t", {}, Audience.watchers(), created_at=T0)
+            await append_event(tx, "default:a", "t", {}, Audience.watchers(), created_at=T0)
             raise RuntimeError("boom")
     async with store.read() as tx:
         assert await tx.get_call("default:b") is None
@@ -455,7 +473,7 @@ async def test_data_survives_close_and_reopen(database_url: str) -> None:
         await tx.insert_request(request)
         await tx.insert_block(BlockRecord(call.cid, "troll", "alice", T0))
         await tx.upsert_participant(ParticipantRecord(call.cid, "alice", "A", None, T0))
-        event = await tx.append_event(call.cid, "t", {"k": 1}, Audience.watchers(), created_at=T0)
+        event = await append_event(tx, call.cid, "t", {"k": 1}, Audience.watchers(), created_at=T0)
     await first.close()
 
     second = SqlStore(database_url)
@@ -468,6 +486,6 @@ async def test_data_survives_close_and_reopen(database_url: str) -> None:
         assert await tx.get_participant(call.cid, "alice") is not None
         assert await tx.events_since(call.cid, 0) == [event]
     async with second.write(call.cid) as tx:
-        nxt = await tx.append_event(call.cid, "t", {}, Audience.watchers(), created_at=T0)
+        nxt = await append_event(tx, call.cid, "t", {}, Audience.watchers(), created_at=T0)
     assert nxt.seq == 2
     await second.close()

@@ -62,6 +62,16 @@ class Audience:
 
 
 @dataclass(frozen=True)
+class EventDraft:
+    """An event before the log gives it its `seq`."""
+
+    type: str
+    payload: dict[str, Any]
+    audience: Audience
+    refresh: bool = False
+
+
+@dataclass(frozen=True)
 class CallEvent:
     """One entry of a call's event log.
 

@@ -12,7 +12,7 @@ from podium.core.capabilities import Capabilities, Capability
 from podium.core.errors import CallTypeNotFound, PermissionDenied
 from podium.core.policy import CallPhase, initial_phase, own_capabilities
 from podium.core.requests import RequestState
-from podium.services.context import Runtime, load_call, writing
+from podium.services.context import Changes, Runtime, load_call, writing
 from podium.services.grants import after_capability_change, end_pending_requests
 from podium.services.identity import Identity
 from podium.services.views import call_view, member_view, participant_view, state_view
@@ -67,7 +67,7 @@ class CallsService:
             if await tx.get_call(cid) is not None:
                 ctx = await load_call(tx, cid)
                 await ctx.require(tx, identity, Capability.READ_CALL)
-                return await self._state(tx, cid, identity), False
+                return await self._state_after(changes, identity), False
             call_type = await tx.get_call_type(type_name)
             if call_type is None:
                 raise CallTypeNotFound(f"call type {type_name} not found", {"type": type_name})
@@ -96,8 +96,8 @@ class CallsService:
                 await tx.upsert_member(
                     MemberRecord(cid, user_id, role, frozenset(), frozenset(), now, now)
                 )
-            await changes.emit(cid, "call.created", {"call": call_view(call)}, Audience.watchers())
-            return await self._state(tx, cid, identity), True
+            changes.emit("call.created", {"call": call_view(call)}, Audience.watchers())
+            return await self._state_after(changes, identity), True
 
     async def get_state(self, identity: Identity, cid: str) -> dict[str, Any]:
         async with self.rt.store.read() as tx:
@@ -134,13 +134,12 @@ class CallsService:
             )
             if existing is None:
                 await tx.upsert_participant(participant)
-                await changes.emit(
-                    cid,
+                changes.emit(
                     "call.participant_joined",
                     {"participant": participant_view(participant)},
                     Audience.watchers(),
                 )
-            return await self._state(tx, cid, identity)
+            return await self._state_after(changes, identity)
 
     async def leave(self, identity: Identity, cid: str) -> dict[str, Any]:
         async with writing(self.rt, cid) as changes:
@@ -149,13 +148,12 @@ class CallsService:
             participant = await tx.get_participant(cid, identity.user_id)
             if participant is not None:
                 await tx.delete_participant(cid, identity.user_id)
-                await changes.emit(
-                    cid,
+                changes.emit(
                     "call.participant_left",
                     {"participant": participant_view(participant)},
                     Audience.watchers(),
                 )
-            return await self._state(tx, cid, identity)
+            return await self._state_after(changes, identity)
 
     async def set_live(self, identity: Identity, cid: str, live: bool) -> dict[str, Any]:
         """go-live (`live=True`) or stop-live; repeating the current phase changes nothing."""
@@ -168,14 +166,13 @@ class CallsService:
             if ctx.call.phase is not target:
                 await tx.update_call(cid, phase=target, updated_at=changes.now)
                 ctx = await load_call(tx, cid)
-                await changes.emit(
-                    cid,
+                changes.emit(
                     "call.live_started" if live else "call.live_stopped",
                     {"call": call_view(ctx.call)},
                     Audience.watchers(),
                     refresh=True,
                 )
-            return await self._state(tx, cid, identity)
+            return await self._state_after(changes, identity)
 
     async def end(self, identity: Identity, cid: str) -> dict[str, Any]:
         """End the call for everyone: participants removed, pending requests cancelled."""
@@ -190,10 +187,10 @@ class CallsService:
                 cid, phase=CallPhase.ENDED, updated_at=changes.now, ended_at=changes.now
             )
             ctx = await load_call(tx, cid)
-            await changes.emit(
-                cid, "call.ended", {"call": call_view(ctx.call)}, Audience.watchers(), refresh=True
+            changes.emit(
+                "call.ended", {"call": call_view(ctx.call)}, Audience.watchers(), refresh=True
             )
-            return await self._state(tx, cid, identity)
+            return await self._state_after(changes, identity)
 
     async def update_members(
         self, identity: Identity, cid: str, update: list[MemberChange], remove: list[str]
@@ -217,8 +214,7 @@ class CallsService:
                 if before is not None and before.role == member.role:
                     continue
                 await tx.upsert_member(member)
-                await changes.emit(
-                    cid,
+                changes.emit(
                     "call.member_updated" if before else "call.member_added",
                     {"members": [member_view(member)]},
                     Audience.watchers(),
@@ -231,8 +227,7 @@ class CallsService:
                 before = await tx.get_member(cid, user_id)
                 if before is None or not await tx.delete_member(cid, user_id):
                     continue
-                await changes.emit(
-                    cid,
+                changes.emit(
                     "call.member_removed",
                     {"user_ids": [user_id]},
                     Audience.watchers(),
@@ -241,7 +236,13 @@ class CallsService:
                 await after_capability_change(
                     changes, ctx, user_id, before, None, by=identity.user_id
                 )
-            return await self._state(tx, cid, identity)
+            return await self._state_after(changes, identity)
+
+    async def _state_after(self, changes: Changes, identity: Identity) -> dict[str, Any]:
+        """The state including the events of this write (their seq)."""
+        await changes.flush()
+        assert changes.cid is not None
+        return await self._state(changes.tx, changes.cid, identity)
 
     async def _state(self, tx: Transaction, cid: str, identity: Identity) -> dict[str, Any]:
         """The state as this transaction now sees it (re-read: events bumped `seq`)."""

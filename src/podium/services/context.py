@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podium.bus.base import EventBus
-from podium.bus.events import Audience, CallEvent
+from podium.bus.events import Audience, CallEvent, EventDraft
 from podium.core.call_types import CallType
 from podium.core.capabilities import ALL_CAPABILITIES, Capabilities, Capability
 from podium.core.errors import CallEnded, CallNotFound, PermissionDenied
@@ -126,34 +126,44 @@ async def load_call(tx: Transaction, cid: str) -> CallContext:
 
 @dataclass
 class Changes:
-    """Events appended in the current write transaction, to publish once it commits."""
+    """Events of the current write transaction: logged together when it ends, then published."""
 
     tx: Transaction
+    cid: str | None
     now: datetime
+    drafts: list[EventDraft] = field(default_factory=list)
     events: list[CallEvent] = field(default_factory=list)
 
-    async def emit(
+    def emit(
         self,
-        cid: str,
         type: str,
         payload: dict[str, Any],
         audience: Audience,
         *,
         refresh: bool = False,
-    ) -> CallEvent:
-        event = await self.tx.append_event(
-            cid, type, payload, audience, created_at=self.now, refresh=refresh
-        )
-        self.events.append(event)
-        return event
+    ) -> None:
+        if self.cid is None:
+            raise RuntimeError("events need a call: open writing(runtime, cid)")
+        self.drafts.append(EventDraft(type, payload, audience, refresh))
+
+    async def flush(self) -> None:
+        """Append the drafts to the call's event log (one batch), in emit order.
+
+        `writing` flushes when its block ends; flush earlier to read the new `seq`.
+        """
+        if self.cid is None or not self.drafts:
+            return
+        self.events += await self.tx.append_events(self.cid, self.drafts, created_at=self.now)
+        self.drafts = []
 
 
 @asynccontextmanager
 async def writing(runtime: Runtime, cid: str | None) -> AsyncIterator[Changes]:
     """A write transaction on call `cid`; its events are published after commit."""
     async with runtime.store.write(cid) as tx:
-        changes = Changes(tx, runtime.clock())
+        changes = Changes(tx, cid, runtime.clock())
         yield changes
+        await changes.flush()
     for event in changes.events:
         try:
             await runtime.bus.publish(event)

@@ -64,8 +64,7 @@ async def after_capability_change(
 async def notify_capabilities(
     changes: Changes, ctx: CallContext, user_id: str, caps: Capabilities
 ) -> None:
-    await changes.emit(
-        ctx.cid,
+    changes.emit(
         "call.permissions_updated",
         {"user_id": user_id, "own_capabilities": sorted_names(caps)},
         Audience.users(user_id),
@@ -131,8 +130,7 @@ async def store_resolution(
 
 
 async def announce_resolution(changes: Changes, resolved: PermissionRequest) -> None:
-    await changes.emit(
-        resolved.call_cid,
+    changes.emit(
         "call.permission_request_resolved",
         {"request": resolved.to_dict()},
         Audience.holders(MODERATORS, resolved.user_id),

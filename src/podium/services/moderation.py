@@ -36,8 +36,7 @@ class ModerationService:
             ctx.require_not_ended()
             await ctx.require(changes.tx, identity, Capability.MUTE_USERS)
             for user_id in dict.fromkeys(user_ids):
-                await changes.emit(
-                    cid,
+                changes.emit(
                     "call.user_muted",
                     {
                         "user_id": user_id,
@@ -58,15 +57,13 @@ class ModerationService:
             participant = await tx.get_participant(cid, user_id)
             if participant is not None:
                 await tx.delete_participant(cid, user_id)
-                await changes.emit(
-                    cid,
+                changes.emit(
                     "call.participant_left",
                     {"participant": participant_view(participant), "reason": "blocked"},
                     Audience.watchers(),
                 )
             await tx.insert_block(BlockRecord(cid, user_id, identity.user_id, changes.now))
-            await changes.emit(
-                cid,
+            changes.emit(
                 "call.blocked_user",
                 {"user_id": user_id, "by": identity.user_id},
                 Audience.watchers(),
@@ -81,8 +78,7 @@ class ModerationService:
             await ctx.require(tx, identity, Capability.BLOCK_USERS)
             if not await tx.delete_block(cid, user_id):
                 return
-            await changes.emit(
-                cid,
+            changes.emit(
                 "call.unblocked_user",
                 {"user_id": user_id, "by": identity.user_id},
                 Audience.watchers(),

@@ -88,8 +88,7 @@ class PermissionsService:
                 expires_at=decision.expires_at,
             )
             await tx.insert_request(request)
-            await changes.emit(
-                cid,
+            changes.emit(
                 "call.permission_request",
                 {"request": request.to_dict(), "user": identity.public()},
                 Audience.holders(MODERATORS),
@@ -243,8 +242,7 @@ class PermissionsService:
             return
         await tx.upsert_member(after)
         await after_capability_change(changes, ctx, user_id, before, after, by=by)
-        await changes.emit(
-            ctx.cid,
+        changes.emit(
             "call.member_updated" if before else "call.member_added",
             {"members": [member_view(after)]},
             Audience.watchers(),

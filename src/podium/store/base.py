@@ -9,11 +9,12 @@ commits together when it exits without an exception, or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
-from podium.bus.events import Audience, CallEvent
+from podium.bus.events import CallEvent, EventDraft
 from podium.core.call_types import CallType
 from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest, RequestState
@@ -99,17 +100,13 @@ class Transaction(Protocol):
         ...
 
     # event log
-    async def append_event(
-        self,
-        cid: str,
-        type: str,
-        payload: dict[str, Any],
-        audience: Audience,
-        *,
-        created_at: datetime,
-        refresh: bool = False,
-    ) -> CallEvent:
-        """Append to the call's log with the next `seq` (last_seq + 1 of the call)."""
+    async def append_events(
+        self, cid: str, drafts: Sequence[EventDraft], *, created_at: datetime
+    ) -> list[CallEvent]:
+        """Append to the call's log in order, with the next `seq`s (last_seq + 1, ...).
+
+        Raises LookupError when the call does not exist.
+        """
         ...
 
     async def events_since(self, cid: str, since: int, limit: int = 1000) -> list[CallEvent]:

@@ -40,7 +40,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from podium.bus.events import Audience, CallEvent
+from podium.bus.events import CallEvent, EventDraft
 from podium.core.call_types import BUILTIN_CALL_TYPES, CallType
 from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest, RequestState
@@ -72,9 +72,10 @@ _MIGRATION_LOCK_KEY: Final = 0x706F6469756D
 _CALL_LOCK_SPACE: Final = 0x50444D
 # Execution option telling the SQLite `begin` hook which BEGIN to emit.
 _SQLITE_BEGIN: Final = "podium_sqlite_begin"
+# busy_timeout first: switching a new file to WAL takes a lock other openers must wait for.
 _SQLITE_PRAGMAS: Final = (
-    "journal_mode=WAL",
     "busy_timeout=5000",
+    "journal_mode=WAL",
     "synchronous=NORMAL",
     "foreign_keys=ON",
 )
@@ -416,37 +417,42 @@ class SqlTransaction:
 
     # event log
 
-    async def append_event(
-        self,
-        cid: str,
-        type: str,
-        payload: dict[str, Any],
-        audience: Audience,
-        *,
-        created_at: datetime,
-        refresh: bool = False,
-    ) -> CallEvent:
+    async def append_events(
+        self, cid: str, drafts: Sequence[EventDraft], *, created_at: datetime
+    ) -> list[CallEvent]:
+        """One seq update and one multi-row insert, however many events."""
+        if not drafts:
+            return []
         result = await self._write(
             update(calls)
             .where(calls.c.cid == cid)
-            .values(last_seq=calls.c.last_seq + 1)
+            .values(last_seq=calls.c.last_seq + len(drafts))
             .returning(calls.c.last_seq)
         )
-        seq = result.scalar_one_or_none()
-        if seq is None:
+        last = result.scalar_one_or_none()
+        if last is None:
             raise LookupError(f"no call {cid!r}")
+        first = last - len(drafts) + 1
         await self._write(
-            insert(events).values(
-                call_cid=cid,
-                seq=seq,
-                type=type,
-                created_at=created_at,
-                payload=payload,
-                audience=audience.to_dict(),
-                refresh=refresh,
-            )
+            insert(events),
+            [
+                {
+                    "call_cid": cid,
+                    "seq": first + i,
+                    "type": d.type,
+                    "created_at": created_at,
+                    "payload": d.payload,
+                    "audience": d.audience.to_dict(),
+                    "refresh": d.refresh,
+                }
+                for i, d in enumerate(drafts)
+            ],
         )
-        return CallEvent(cid, seq, type, created_at.astimezone(UTC), payload, audience, refresh)
+        at = created_at.astimezone(UTC)
+        return [
+            CallEvent(cid, first + i, d.type, at, d.payload, d.audience, d.refresh)
+            for i, d in enumerate(drafts)
+        ]
 
     async def events_since(self, cid: str, since: int, limit: int = 1000) -> list[CallEvent]:
         rows = await self._all(
