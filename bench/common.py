@@ -269,7 +269,7 @@ class PodiumServer(Subprocess):
         env = {
             **os.environ,
             "PODIUM_SECRET": SECRET,
-            "PODIUM_DATABASE_URL": f"sqlite+aiosqlite:///{self.workdir / 'podium.db'}",
+            "PODIUM_DATABASE_URL": f"sqlite:///{self.workdir / 'podium.db'}",
         }
         env.pop("PODIUM_REDIS_URL", None)
         args = [sys.executable, "-m", "podium", "serve", "--host", LOOPBACK]

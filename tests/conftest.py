@@ -21,7 +21,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'podium.db'}"
+    return f"sqlite:///{tmp_path / 'podium.db'}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

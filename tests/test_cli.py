@@ -186,7 +186,7 @@ def test_podium_secret_wins_over_the_secret_file(tmp_path: Path) -> None:
 @pytest.fixture
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "cli.db"
-    monkeypatch.setenv("PODIUM_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    monkeypatch.setenv("PODIUM_DATABASE_URL", f"sqlite:///{path}")
     return path
 
 
@@ -235,7 +235,7 @@ def test_call_types_show_unknown_exits_1(runner: CliRunner, database: Path) -> N
 
 
 def test_call_types_through_the_module_entry_point(tmp_path: Path) -> None:
-    env = {"PODIUM_SECRET": SECRET, "PODIUM_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/m.db"}
+    env = {"PODIUM_SECRET": SECRET, "PODIUM_DATABASE_URL": f"sqlite:///{tmp_path}/m.db"}
     shown = _podium("call-types", "show", "livestream", cwd=tmp_path, env=env)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["backstage"] is True
@@ -259,7 +259,7 @@ def test_serve_dev_refuses_a_non_loopback_host(tmp_path: Path, host: str) -> Non
         "--port",
         str(free_port()),
         cwd=tmp_path,
-        env={"PODIUM_SECRET": SECRET, "PODIUM_DATABASE_URL": f"sqlite+aiosqlite:///{db}"},
+        env={"PODIUM_SECRET": SECRET, "PODIUM_DATABASE_URL": f"sqlite:///{db}"},
     )
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "refusing" in done.stderr

@@ -25,7 +25,7 @@ SECRET = "config-test-secret-0123456789abcdef0123456789"
 def test_defaults() -> None:
     settings = Settings.from_env({"PODIUM_SECRET": SECRET})
     assert settings == Settings(secret=SECRET)
-    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///./podium.db"
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite:///./podium.db"
     assert settings.redis_url is None
     assert (settings.host, settings.port, settings.dev) == (DEFAULT_HOST, DEFAULT_PORT, False)
     assert DEFAULT_HOST == "127.0.0.1"
@@ -60,11 +60,11 @@ def test_empty_variables_mean_unset() -> None:
 
 def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PODIUM_SECRET", SECRET)
-    monkeypatch.setenv("PODIUM_DATABASE_URL", "sqlite+aiosqlite:///x.db")
+    monkeypatch.setenv("PODIUM_DATABASE_URL", "sqlite:///x.db")
     monkeypatch.delenv("PODIUM_REDIS_URL", raising=False)
     settings = Settings.from_env()
     assert settings.secret == SECRET
-    assert settings.database_url == "sqlite+aiosqlite:///x.db"
+    assert settings.database_url == "sqlite:///x.db"
     assert settings.redis_url is None
 
 

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./podium.db"
+DEFAULT_DATABASE_URL = "sqlite:///./podium.db"
 DEFAULT_SECRET_FILE = ".podium-secret"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

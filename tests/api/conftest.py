@@ -20,7 +20,7 @@ from tests.server import ServerProcess
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A real `podium serve --dev` process on SQLite, shared by the tests of one module."""
     workdir = tmp_path_factory.mktemp("api-server")
-    proc = ServerProcess(workdir, f"sqlite+aiosqlite:///{workdir / 'podium.db'}", dev=True)
+    proc = ServerProcess(workdir, f"sqlite:///{workdir / 'podium.db'}", dev=True)
     proc.start()
     try:
         yield proc

@@ -507,7 +507,7 @@ async def test_dev_token(server: ServerProcess) -> None:
 def test_dev_token_absent_without_dev(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Without --dev there is no way to mint tokens over HTTP."""
     workdir = tmp_path_factory.mktemp("nodev")
-    proc = ServerProcess(workdir, f"sqlite+aiosqlite:///{workdir / 'podium.db'}", dev=False)
+    proc = ServerProcess(workdir, f"sqlite:///{workdir / 'podium.db'}", dev=False)
     proc.start()
     try:
         response = httpx.post(f"{proc.url}/v1/dev/token", json={"user_id": "x"}, timeout=10)

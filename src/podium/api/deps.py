@@ -27,7 +27,8 @@ class Services:
     hub: EventHub
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async on purpose: FastAPI runs plain `def` dependencies in a thread pool.
     found: Services = request.app.state.services
     return found
 
@@ -35,13 +36,14 @@ def services(request: Request) -> Services:
 _bearer = HTTPBearer(auto_error=False, description="A Podium JWT (HS256)")
 
 
-def identity(
+async def identity(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Identity:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise InvalidToken("missing bearer token: send 'Authorization: Bearer <JWT>'")
-    return verify(services(request).settings.secret, credentials.credentials)
+    found: Services = request.app.state.services
+    return verify(found.settings.secret, credentials.credentials)
 
 
 Svc = Annotated[Services, Depends(services)]

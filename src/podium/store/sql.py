@@ -1,4 +1,4 @@
-"""The `Store` on SQLAlchemy Core, for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+"""The `Store` on SQLAlchemy Core, for SQLite (inline `sqlite3`) and PostgreSQL (asyncpg).
 
 Writers of a call are serialised by a row lock on `calls` in PostgreSQL and by
 one in-process lock on SQLite, which allows a single writer anyway. The two
@@ -36,9 +36,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from podium.bus.events import CallEvent, EventDraft
 from podium.core.call_types import BUILTIN_CALL_TYPES, CallType
@@ -46,6 +46,7 @@ from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest, RequestState
 from podium.store import schema
 from podium.store.cache import CallTypeCache
+from podium.store.connections import InlineConnection, SqlConnection
 from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
 from podium.store.schema import (
     blocks,
@@ -60,8 +61,10 @@ from podium.store.schema import (
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 
 _DRIVERS: Final = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    # Earlier docs said sqlite+aiosqlite; it names the same file, now used inline.
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "sqlite+aiosqlite": "sqlite+pysqlite",
     "postgres": "postgresql+asyncpg",
     "postgresql": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -91,18 +94,18 @@ def _database_url(url: str) -> URL:
         parsed = make_url(url)
     except ArgumentError:
         raise ValueError(
-            "not a database URL; expected sqlite+aiosqlite:///path or postgresql+asyncpg://..."
+            "not a database URL; expected sqlite:///path or postgresql+asyncpg://..."
         ) from None
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:
         raise ValueError(
             f"unsupported database URL scheme {parsed.drivername!r}; "
-            "expected sqlite+aiosqlite:///path or postgresql+asyncpg://..."
+            "expected sqlite:///path or postgresql+asyncpg://..."
         )
     if driver.startswith("sqlite") and parsed.database in (None, "", ":memory:"):
         raise ValueError(
             "in-memory SQLite is not supported (every connection would get its own "
-            "database); give a file path: sqlite+aiosqlite:///path/to/podium.db"
+            "database); give a file path: sqlite:///path/to/podium.db"
         )
     return parsed.set(drivername=driver)
 
@@ -123,16 +126,14 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def _create_engine(url: URL) -> AsyncEngine:
-    if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, pool_size=4, max_overflow=4)
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+def _create_sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(url, pool_size=4, max_overflow=4)
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
 
 
-async def _lock_call(conn: AsyncConnection, cid: str) -> None:
+async def _lock_call(conn: SqlConnection, cid: str) -> None:
     """Hold the call's row lock until the transaction ends (PostgreSQL).
 
     While the call does not exist there is no row to lock, so writers that may
@@ -159,7 +160,14 @@ class SqlStore:
     def __init__(self, url: str) -> None:
         parsed = _database_url(url)
         self._sqlite = parsed.get_backend_name() == "sqlite"
-        self._engine = _create_engine(parsed)
+        self._lite: Engine | None = None
+        self._async: AsyncEngine | None = None
+        if self._sqlite:
+            self._lite = _create_sqlite_engine(parsed)
+        else:
+            self._async = create_async_engine(
+                parsed, pool_size=10, max_overflow=10, pool_recycle=1800
+            )
         self._call_types = CallTypeCache()
         self._write_lock = asyncio.Lock()
 
@@ -173,7 +181,10 @@ class SqlStore:
             await conn.execute(_insert_missing(conn, call_types), rows)
 
     async def close(self) -> None:
-        await self._engine.dispose()
+        if self._lite is not None:
+            self._lite.dispose()
+        if self._async is not None:
+            await self._async.dispose()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:
@@ -188,7 +199,7 @@ class SqlStore:
             yield SqlTransaction(conn, writable=True, call_types=self._call_types)
 
     @asynccontextmanager
-    async def _writer(self) -> AsyncIterator[AsyncConnection]:
+    async def _writer(self) -> AsyncIterator[SqlConnection]:
         if self._sqlite:
             async with self._write_lock, self._transaction(immediate=True) as conn:
                 yield conn
@@ -197,18 +208,23 @@ class SqlStore:
                 yield conn
 
     @asynccontextmanager
-    async def _transaction(self, *, immediate: bool) -> AsyncIterator[AsyncConnection]:
-        async with self._engine.connect() as conn:
-            if immediate:
-                await conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
-            async with conn.begin():
-                yield conn
+    async def _transaction(self, *, immediate: bool) -> AsyncIterator[SqlConnection]:
+        if self._lite is not None:
+            with self._lite.connect() as conn:
+                if immediate:
+                    conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+                with conn.begin():
+                    yield InlineConnection(conn)
+            return
+        assert self._async is not None
+        async with self._async.connect() as aconn, aconn.begin():
+            yield aconn
 
 
 class SqlTransaction:
     """One database transaction: every method runs in it, nothing commits early."""
 
-    def __init__(self, conn: AsyncConnection, *, writable: bool, call_types: CallTypeCache) -> None:
+    def __init__(self, conn: SqlConnection, *, writable: bool, call_types: CallTypeCache) -> None:
         self._conn = conn
         self._writable = writable
         self._call_types = call_types
@@ -464,7 +480,7 @@ class SqlTransaction:
         return [schema.event_from_row(row) for row in rows]
 
 
-def _upsert(conn: AsyncConnection, table: Table, row: dict[str, Any], key: list[str]) -> Executable:
+def _upsert(conn: SqlConnection, table: Table, row: dict[str, Any], key: list[str]) -> Executable:
     """INSERT, or UPDATE every non-key column of the existing row."""
     if conn.dialect.name == "postgresql":
         pg = postgresql.insert(table).values(row)
@@ -486,7 +502,7 @@ def _of_call(table: Table, cid: str, first: ColumnElement[Any]) -> Select[Any]:
     return select(table).where(table.c.call_cid == cid).order_by(first, table.c.user_id)
 
 
-def _insert_missing(conn: AsyncConnection, table: Table) -> Executable:
+def _insert_missing(conn: SqlConnection, table: Table) -> Executable:
     """INSERT that skips rows whose primary key is already stored."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
