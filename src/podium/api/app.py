@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from podium import __version__
 from podium.api import errors, routes, ws
@@ -17,6 +18,7 @@ from podium.api.limits import BodyLimit
 from podium.api.schemas import DevTokenIn
 from podium.bus.factory import create_bus
 from podium.config import Settings
+from podium.services import metrics
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
 from podium.services.delivery import EventHub
@@ -69,6 +71,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(ws.router)
     app.add_middleware(BodyLimit)
+
+    @app.get("/metrics", tags=["server"], include_in_schema=False)
+    async def metrics_text() -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["server"])
     async def healthz() -> dict[str, Any]:

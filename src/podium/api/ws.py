@@ -19,6 +19,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from podium.api.deps import Services
 from podium.core.errors import PodiumError, ValidationFailed
+from podium.services import metrics
 from podium.services.delivery import EventHub, encode
 from podium.services.identity import Identity
 from podium.tokens import verify
@@ -46,6 +47,7 @@ class WsConnection:
         if self.close_code is not None:
             return
         if self._queue.qsize() >= MAX_QUEUE:
+            metrics.SLOW_CLOSES.inc()
             self.close(4008, "too slow: outgoing queue full")
             return
         self._queue.put_nowait(text)

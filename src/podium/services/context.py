@@ -20,6 +20,7 @@ from podium.core.call_types import CallType
 from podium.core.capabilities import ALL_CAPABILITIES, Capabilities, Capability
 from podium.core.errors import CallEnded, CallNotFound, PermissionDenied
 from podium.core.policy import CallAccess, CallPhase, own_capabilities
+from podium.services import metrics
 from podium.services.identity import Identity
 from podium.store.base import Store, Transaction
 from podium.store.records import CallRecord, MemberRecord
@@ -167,6 +168,7 @@ async def writing(runtime: Runtime, cid: str | None) -> AsyncIterator[Changes]:
     for event in changes.events:
         try:
             await runtime.bus.publish(event)
+            metrics.EVENTS_PUBLISHED.labels(event.type).inc()
         except Exception:
             # Committed is committed: hubs fill the gap from the event log on the next event.
             log.exception("could not publish %s #%d", event.type, event.seq)

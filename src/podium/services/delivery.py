@@ -34,6 +34,7 @@ from podium.core.capabilities import (
 )
 from podium.core.errors import PermissionDenied
 from podium.core.policy import CallAccess, CallPhase, MemberGrants
+from podium.services import metrics
 from podium.services.context import load_call
 from podium.services.identity import Identity
 from podium.store.base import Store
@@ -104,6 +105,8 @@ class EventHub:
 
     async def start(self) -> None:
         self._unsubscribe = self.bus.subscribe(self.on_event)
+        metrics.CONNECTIONS.set_function(lambda: self.connection_count)
+        metrics.WATCHED_CALLS.set_function(lambda: len(self.feeds))
         self._health = asyncio.create_task(self._health_loop(), name="podium-health")
 
     async def close(self) -> None:
@@ -166,6 +169,7 @@ class EventHub:
             del self.feeds[cid]
 
     async def on_event(self, event: CallEvent) -> None:
+        metrics.EVENTS_RECEIVED.inc()
         feed = self.feeds.get(event.call_cid)
         if feed is None:
             if event.audience.kind is AudienceKind.USERS:
@@ -176,6 +180,7 @@ class EventHub:
                 return
             batch = [event]
             if event.seq > feed.last_seq + 1:
+                metrics.GAP_FILLS.inc()
                 batch = await self._missing(feed, event)
             for item in batch:
                 await self._deliver(feed, item)
@@ -195,15 +200,16 @@ class EventHub:
             await self._send_to_users(event, audience.user_ids, feed)
         else:
             text = encode(event.frame())
+            needed = audience.capability or Capability.READ_CALL
+            sent = 0
             for conn, cursor in feed.cursors.items():
                 if cursor >= event.seq:
                     continue
                 feed.cursors[conn] = event.seq
-                if audience.user_ids and conn.identity.user_id in audience.user_ids:
+                if conn.identity.user_id in audience.user_ids or needed in feed.capabilities(conn):
                     conn.send(text)
-                    continue
-                if (audience.capability or Capability.READ_CALL) in feed.capabilities(conn):
-                    conn.send(text)
+                    sent += 1
+            metrics.FRAMES_DELIVERED.inc(sent)
         feed.last_seq = event.seq
         if event.refresh:
             await self._apply(feed, event)
@@ -260,6 +266,7 @@ class EventHub:
     ) -> None:
         """User-addressed events reach all of that user's connections, watching or not."""
         text = encode(event.frame())
+        sent = 0
         for user_id in user_ids:
             for conn in self.by_user.get(user_id, ()):
                 if feed is not None and conn in feed.cursors:
@@ -272,6 +279,8 @@ class EventHub:
                     conn.send(await self._personal(event, conn.identity))
                 else:
                     conn.send(text)
+                sent += 1
+        metrics.FRAMES_DELIVERED.inc(sent)
 
     async def _personal(self, event: CallEvent, identity: Identity) -> str:
         """`permissions_updated` computed for a token whose role overrides membership."""
