@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.api.helpers import (
+    ALL_CAPS,
     ClientFactory,
     Room,
     ask,
@@ -20,24 +21,6 @@ from tests.api.helpers import (
     uid,
 )
 from tests.server import ServerProcess
-
-ALL_CAPS = [
-    "read-call",
-    "create-call",
-    "join-call",
-    "join-backstage",
-    "send-audio",
-    "send-video",
-    "screenshare",
-    "update-call-permissions",
-    "update-call-member",
-    "mute-users",
-    "go-live",
-    "update-call",
-    "end-call",
-    "block-users",
-]
-
 
 # get-or-create, get
 

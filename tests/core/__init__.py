@@ -48,3 +48,21 @@ def random_call_types(draw: st.DrawFn) -> CallType:
 
 
 call_types = st.sampled_from(list(BUILTIN_CALL_TYPES.values())) | random_call_types()
+
+# Spec §1 "Capabilities", in the order the table lists them.
+SPEC_WIRE_NAMES = [
+    "read-call",
+    "create-call",
+    "join-call",
+    "join-backstage",
+    "send-audio",
+    "send-video",
+    "screenshare",
+    "update-call-permissions",
+    "update-call-member",
+    "mute-users",
+    "go-live",
+    "update-call",
+    "end-call",
+    "block-users",
+]

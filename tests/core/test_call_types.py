@@ -17,27 +17,12 @@ from podium.core.call_types import (
 )
 from podium.core.capabilities import Capability
 from podium.core.errors import ValidationFailed
-from tests.core import PROPERTY_SETTINGS, call_types, role_names
+from tests.core import PROPERTY_SETTINGS, SPEC_WIRE_NAMES, call_types, role_names
 
 # Spec §1, written out: every role of every built-in type holds read-call and create-call.
 BASE = {"read-call", "create-call"}
 MEDIA = {"send-audio", "send-video", "screenshare"}
-EVERYTHING = {
-    "read-call",
-    "create-call",
-    "join-call",
-    "join-backstage",
-    "send-audio",
-    "send-video",
-    "screenshare",
-    "update-call-permissions",
-    "update-call-member",
-    "mute-users",
-    "go-live",
-    "update-call",
-    "end-call",
-    "block-users",
-}
+EVERYTHING = set(SPEC_WIRE_NAMES)
 
 # type -> (backstage, requestable, {role: capabilities}) for the roles each type defines.
 BUILTIN_TABLE: dict[str, tuple[bool, set[str], dict[str, set[str]]]] = {

@@ -15,25 +15,7 @@ from podium.core.capabilities import (
     sorted_names,
 )
 from podium.core.errors import ValidationFailed
-from tests.core import PROPERTY_SETTINGS, capability_sets
-
-# Spec §1 "Capabilities", in the order the table lists them.
-SPEC_WIRE_NAMES = [
-    "read-call",
-    "create-call",
-    "join-call",
-    "join-backstage",
-    "send-audio",
-    "send-video",
-    "screenshare",
-    "update-call-permissions",
-    "update-call-member",
-    "mute-users",
-    "go-live",
-    "update-call",
-    "end-call",
-    "block-users",
-]
+from tests.core import PROPERTY_SETTINGS, SPEC_WIRE_NAMES, capability_sets
 
 
 def test_wire_names_are_exactly_the_spec_strings() -> None:

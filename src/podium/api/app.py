@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Response
+from fastapi.responses import RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from podium import __version__
@@ -71,6 +72,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(ws.router)
     app.add_middleware(BodyLimit)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        """Until the web app is served here, the interactive API docs are."""
+        return RedirectResponse("/docs")
 
     @app.get("/metrics", tags=["server"], include_in_schema=False)
     async def metrics_text() -> Response:

@@ -21,6 +21,7 @@ from podium.services.context import CallContext, Changes
 from podium.store.records import MemberRecord
 
 MODERATORS = Capability.UPDATE_CALL_PERMISSIONS
+EXPIRED_REASON = "expired"
 
 
 async def capabilities_for(
@@ -58,12 +59,10 @@ async def after_capability_change(
     if old == new:
         return
     await settle_satisfied(changes, ctx, user_id, new, by=by)
-    await notify_capabilities(changes, ctx, user_id, new)
+    notify_capabilities(changes, user_id, new)
 
 
-async def notify_capabilities(
-    changes: Changes, ctx: CallContext, user_id: str, caps: Capabilities
-) -> None:
+def notify_capabilities(changes: Changes, user_id: str, caps: Capabilities) -> None:
     changes.emit(
         "call.permissions_updated",
         {"user_id": user_id, "own_capabilities": sorted_names(caps)},
@@ -94,7 +93,7 @@ async def settle(
 ) -> None:
     """Resolve a request as a side effect; one already overdue is expired instead."""
     if is_expired(request, changes.now):
-        await write_resolution(changes, request, Resolution.EXPIRE, by=None, reason="expired")
+        await write_resolution(changes, request, Resolution.EXPIRE, by=None, reason=EXPIRED_REASON)
     else:
         await write_resolution(changes, request, resolution, by=by, reason=reason)
 
@@ -113,7 +112,7 @@ async def write_resolution(
     """
     resolved = await store_resolution(changes, request, resolution, by=by, reason=reason)
     if resolved is not None:
-        await announce_resolution(changes, resolved)
+        announce_resolution(changes, resolved)
     return resolved
 
 
@@ -129,7 +128,7 @@ async def store_resolution(
     return resolved if await changes.tx.resolve_request(resolved) else None
 
 
-async def announce_resolution(changes: Changes, resolved: PermissionRequest) -> None:
+def announce_resolution(changes: Changes, resolved: PermissionRequest) -> None:
     changes.emit(
         "call.permission_request_resolved",
         {"request": resolved.to_dict()},

@@ -69,7 +69,7 @@ class ModerationService:
                 Audience.watchers(),
                 refresh=True,
             )
-            await notify_capabilities(changes, ctx, user_id, frozenset())
+            notify_capabilities(changes, user_id, frozenset())
 
     async def unblock(self, identity: Identity, cid: str, user_id: str) -> None:
         async with writing(self.rt, cid) as changes:
@@ -86,4 +86,4 @@ class ModerationService:
             )
             member = await tx.get_member(cid, user_id)
             caps = await capabilities_for(changes, ctx, user_id, member)
-            await notify_capabilities(changes, ctx, user_id, caps)
+            notify_capabilities(changes, user_id, caps)

@@ -30,6 +30,7 @@ from podium.services.context import (
     writing,
 )
 from podium.services.grants import (
+    EXPIRED_REASON,
     MODERATORS,
     after_capability_change,
     announce_resolution,
@@ -39,8 +40,6 @@ from podium.services.grants import (
 from podium.services.identity import Identity
 from podium.services.views import member_view
 from podium.store.records import MemberRecord
-
-EXPIRED_REASON = "expired"
 
 
 class PermissionsService:
@@ -129,7 +128,7 @@ class PermissionsService:
                     changes, ctx, resolved.user_id, grant=resolved.permissions, by=identity.user_id
                 )
             if resolved is not None:
-                await announce_resolution(changes, resolved)
+                announce_resolution(changes, resolved)
         return _answered(resolved, request_id)
 
     async def cancel(self, identity: Identity, cid: str, request_id: str) -> PermissionRequest:
