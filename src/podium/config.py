@@ -37,8 +37,24 @@ class Settings:
             redis_url=env.get("PODIUM_REDIS_URL") or None,
         )
 
-    def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+    def with_overrides(
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        dev: bool | None = None,
+        database_url: str | None = None,
+        redis_url: str | None = None,
+    ) -> Settings:
+        """These settings with every given (not None) value replaced, e.g. from CLI flags."""
+        return replace(
+            self,
+            host=self.host if host is None else host,
+            port=self.port if port is None else port,
+            dev=self.dev if dev is None else dev,
+            database_url=database_url or self.database_url,
+            redis_url=redis_url or self.redis_url,
+        )
 
 
 def load_secret(path: Path) -> str:

@@ -40,8 +40,9 @@ class WsConnection:
         self.id = uuid.uuid4().hex
         self.last_seen = time.monotonic()
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
         self.close_code: int | None = None
+        self.close_reason = ""
+        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
     def send(self, text: str) -> None:
         if self.close_code is not None:
