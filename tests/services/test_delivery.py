@@ -132,3 +132,19 @@ async def test_health_checks_and_idle_close(runtime: Runtime) -> None:
     assert {"type": "health.check"} in lively.frames
     assert silent.closed is not None and silent.closed[0] == 4000
     assert lively.closed == (1001, "server shutting down")
+
+
+async def test_a_gap_longer_than_a_page_is_filled_completely(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from podium.services import delivery
+
+    monkeypatch.setattr(delivery, "REPLAY_PAGE", 3)
+    await _call(runtime)
+    hub = EventHub(runtime.store, runtime.bus)
+    conn = Recorder(HOST)
+    hub.connect(conn)
+    start = await hub.watch(conn, CID, None)
+    events = await _append(runtime, 8)
+    await hub.on_event(events[-1])
+    assert conn.seqs() == list(range(start + 1, start + 9))

@@ -186,8 +186,16 @@ class EventHub:
                 await self._deliver(feed, item)
 
     async def _missing(self, feed: Feed, event: CallEvent) -> list[CallEvent]:
+        """The log from the feed's last seq up to `event` (page by page, however far)."""
+        found: list[CallEvent] = []
+        after = feed.last_seq
         async with self.store.read() as tx:
-            found = await tx.events_since(feed.cid, feed.last_seq, limit=REPLAY_PAGE)
+            while after < event.seq:
+                page = await tx.events_since(feed.cid, after, limit=REPLAY_PAGE)
+                if not page:
+                    break
+                found += page
+                after = page[-1].seq
         if not found or found[-1].seq < event.seq:
             found.append(event)
         return found
