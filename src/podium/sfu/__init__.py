@@ -1,0 +1,1 @@
+"""Podium's selective forwarding unit."""
