@@ -1,0 +1,178 @@
+"""The aiortc adapter: hooks present, undecoded taps, raw sending (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiortc
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
+from aiortc.rtp import RtpPacket
+from av import AudioFrame
+
+from podium.sfu import adapter
+from podium.sfu.rtcp import Pli, Rtcp
+from podium.sfu.rtp import RtpHeaderView
+
+T = TypeVar("T")
+WAIT_S = 5.0
+
+
+def test_hooks_present() -> None:
+    assert aiortc.__version__ == adapter.PINNED_AIORTC_VERSION, (
+        f"aiortc {aiortc.__version__} is installed but podium.sfu.adapter is written against "
+        f"{adapter.PINNED_AIORTC_VERSION}: re-check every hook in adapter.REQUIRED_HOOKS"
+    )
+    adapter.check_hooks()
+
+
+def test_check_hooks_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiortc, "__version__", "9.9.9")
+    with pytest.raises(RuntimeError, match=r"aiortc==1\.16\.0 \(installed: 9\.9\.9\)"):
+        adapter.check_hooks()
+    monkeypatch.undo()
+    monkeypatch.delattr(RTCRtpReceiver, "_handle_rtp_packet")
+    with pytest.raises(RuntimeError, match=r"RTCRtpReceiver\._handle_rtp_packet"):
+        adapter.check_hooks()
+
+
+def test_negotiated_payload_type_lookup() -> None:
+    params = RTCRtpParameters(
+        codecs=[RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111)]
+    )
+    negotiated = adapter._negotiated(params)
+    assert negotiated.payload_type("AUDIO/OPUS") == 111
+    with pytest.raises(LookupError):
+        negotiated.payload_type("video/VP8")
+
+
+async def _bounded(awaitable: Awaitable[T]) -> T:
+    return await asyncio.wait_for(awaitable, WAIT_S)
+
+
+async def _signal(offerer: RTCPeerConnection, answerer: RTCPeerConnection) -> None:
+    await _bounded(offerer.setLocalDescription(await offerer.createOffer()))
+    await _bounded(answerer.setRemoteDescription(offerer.localDescription))
+    await _bounded(answerer.setLocalDescription(await answerer.createAnswer()))
+    await _bounded(offerer.setRemoteDescription(answerer.localDescription))
+    for description in (offerer.localDescription, answerer.localDescription):
+        candidates = [line for line in description.sdp.splitlines() if "candidate:" in line]
+        assert candidates, "no ICE candidates"
+        assert all(" 127.0.0.1 " in line for line in candidates), candidates
+
+
+def _receiver_of(pc: RTCPeerConnection, track: MediaStreamTrack) -> RTCRtpReceiver:
+    return next(r for r in pc.getReceivers() if r.track is track)
+
+
+def _decoder_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.endswith("-decoder") and t.is_alive()]
+
+
+class _Tap:
+    """Taps the SFU's incoming receiver; counts packets and forwards them via a hook."""
+
+    def __init__(self, sfu: RTCPeerConnection, wanted: int) -> None:
+        self.packets: list[RtpPacket] = []
+        self.enough = asyncio.Event()
+        self.receiver: RTCRtpReceiver | None = None
+        self.forward: Callable[[RtpPacket], None] | None = None
+        self.wanted = wanted
+
+        @sfu.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self.receiver = _receiver_of(sfu, track)
+            adapter.tap_receiver(self.receiver, self.on_packet)
+
+    def on_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        assert arrival_time_ms > 0
+        self.packets.append(packet)
+        if len(self.packets) > self.wanted:
+            self.enough.set()
+        if self.forward is not None:
+            self.forward(packet)
+
+
+async def _close(*pcs: RTCPeerConnection) -> None:
+    for pc in pcs:
+        await _bounded(pc.close())
+
+
+async def test_tap_receiver_gets_opus_without_decoding() -> None:
+    publisher = adapter.peer_connection(loopback_only=True)
+    sfu = adapter.peer_connection(loopback_only=True)
+    try:
+        publisher.addTrack(AudioStreamTrack())
+        tap = _Tap(sfu, wanted=20)
+        await _signal(publisher, sfu)
+        await _bounded(tap.enough.wait())
+
+        assert tap.receiver is not None
+        opus = adapter.negotiated_codecs(tap.receiver).payload_type("audio/opus")
+        assert {p.payload_type for p in tap.packets} == {opus}
+        assert not adapter.decoder_running(tap.receiver)
+        assert _decoder_threads() == []
+    finally:
+        await _close(publisher, sfu)
+
+
+async def test_raw_sender_forwards_without_decoding() -> None:
+    publisher = adapter.peer_connection(loopback_only=True)
+    sfu_in = adapter.peer_connection(loopback_only=True)
+    sfu_out = adapter.peer_connection(loopback_only=True)
+    subscriber = adapter.peer_connection(loopback_only=True)
+    tasks: set[asyncio.Task[Any]] = set()
+    try:
+        publisher.addTrack(AudioStreamTrack())
+        tap = _Tap(sfu_in, wanted=0)
+        await _signal(publisher, sfu_in)
+
+        feedback: list[Rtcp] = []
+        raw = adapter.RawSender(sfu_out.addTrack(adapter.IdleTrack("audio")), feedback.extend)
+        tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
+        subscriber.on("track", tracks.put_nowait)
+        await _signal(sfu_out, subscriber)
+        track = await _bounded(tracks.get())
+        await _bounded(raw.ready.wait())
+
+        out = adapter.negotiated_codecs(raw.sender)
+        pt = out.payload_type("audio/opus")
+
+        def forward(packet: RtpPacket) -> None:
+            view = RtpHeaderView(bytearray(packet.serialize()))
+            view.payload_type = pt
+            view.ssrc = raw.ssrc
+            task = asyncio.ensure_future(raw.send(view))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        tap.forward = forward
+        for _ in range(5):
+            frame = await _bounded(track.recv())
+            assert isinstance(frame, AudioFrame)
+            assert frame.sample_rate == 48000
+
+        stats = await raw.sender.getStats()
+        outbound = [s for s in stats.values() if s.type == "outbound-rtp"]
+        assert outbound and outbound[0].packetsSent > 0 and outbound[0].bytesSent > 0
+
+        # A PLI from the subscriber reaches the RawSender's feedback callback.
+        sub_receiver = _receiver_of(subscriber, track)
+        await sub_receiver._send_rtcp_pli(raw.ssrc)
+        for _ in range(50):
+            if feedback:
+                break
+            await asyncio.sleep(0.05)
+        assert any(isinstance(f, Pli) and f.media_ssrc == raw.ssrc for f in feedback)
+
+        assert tap.receiver is not None and not adapter.decoder_running(tap.receiver)
+    finally:
+        tap.forward = None
+        if tasks:
+            await _bounded(asyncio.gather(*tasks, return_exceptions=True))
+        await _close(publisher, sfu_in, sfu_out, subscriber)
