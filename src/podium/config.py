@@ -22,11 +22,13 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     dev: bool = False
+    media_loopback_only: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """`PODIUM_SECRET` (else a generated one kept in `PODIUM_SECRET_FILE`),
-        `PODIUM_DATABASE_URL`, `PODIUM_REDIS_URL`."""
+        `PODIUM_DATABASE_URL`, `PODIUM_REDIS_URL`, `PODIUM_MEDIA_LOOPBACK` ("1": the SFU
+        offers only 127.0.0.1 candidates)."""
         env = dict(os.environ if env is None else env)
         secret = env.get("PODIUM_SECRET") or load_secret(
             Path(env.get("PODIUM_SECRET_FILE", DEFAULT_SECRET_FILE))
@@ -35,6 +37,7 @@ class Settings:
             secret=secret,
             database_url=env.get("PODIUM_DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("PODIUM_REDIS_URL") or None,
+            media_loopback_only=env.get("PODIUM_MEDIA_LOOPBACK") == "1",
         )
 
     def with_overrides(

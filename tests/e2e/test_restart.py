@@ -72,6 +72,15 @@ async def test_pending_request_grants_and_log_survive_sigkill(
                 and "create-call" not in f["own_capabilities"]
             )
         )
+        # The revoke's member_updated is the last event both may see: wait for it on
+        # both sockets, or the cursors taken below may be one event short.
+        for ws in (host_ws, listener_ws):
+            await ws.wait_for(
+                lambda f: (
+                    f["type"] == "call.member_updated"
+                    and "create-call" in f["members"][0]["revokes"]
+                )
+            )
         host_before = host_ws.events(cid)
         listener_before = listener_ws.events(cid)
         host_last, listener_last = host_ws.last_seq(cid), listener_ws.last_seq(cid)

@@ -24,6 +24,7 @@ from podium.services.calls import CallsService
 from podium.services.context import Runtime
 from podium.services.delivery import EventHub
 from podium.services.expiry import sweep_forever
+from podium.services.media import MediaService
 from podium.services.moderation import ModerationService
 from podium.services.permissions import PermissionsService
 from podium.store.sql import create_store
@@ -41,12 +42,15 @@ def create_app(settings: Settings) -> FastAPI:
         await hub.start()
         runtime = Runtime(store, bus)
         permissions = PermissionsService(runtime)
+        media = MediaService(runtime, hub, loopback_only=settings.media_loopback_only)
+        await media.start()
         app.state.services = Services(
             settings=settings,
             calls=CallsService(runtime),
             permissions=permissions,
             moderation=ModerationService(runtime),
             hub=hub,
+            media=media,
         )
         sweeper = asyncio.create_task(sweep_forever(permissions), name="podium-expiry")
         # Modules, models and tables loaded so far live as long as the process: keep
@@ -58,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+            await media.close()
             await hub.close()
             await bus.close()
             await store.close()

@@ -13,6 +13,7 @@ from podium.core.errors import InvalidToken
 from podium.services.calls import CallsService
 from podium.services.delivery import EventHub
 from podium.services.identity import Identity
+from podium.services.media import MediaService
 from podium.services.moderation import ModerationService
 from podium.services.permissions import PermissionsService
 from podium.tokens import verify
@@ -25,6 +26,7 @@ class Services:
     permissions: PermissionsService
     moderation: ModerationService
     hub: EventHub
+    media: MediaService
 
 
 async def services(request: Request) -> Services:

@@ -81,7 +81,9 @@ async def get_call(type: CallTypePath, id: CallIdPath, svc: Svc, who: Caller) ->
 
 @router.post("/calls/{type}/{id}/join", tags=["calls"])
 async def join_call(type: CallTypePath, id: CallIdPath, svc: Svc, who: Caller) -> JSON:
-    return await svc.calls.join(who, call_cid(type, id))
+    state = await svc.calls.join(who, call_cid(type, id))
+    state["media"] = svc.media.connection_info()
+    return state
 
 
 @router.post("/calls/{type}/{id}/leave", tags=["calls"])

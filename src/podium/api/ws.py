@@ -154,7 +154,10 @@ async def events(websocket: WebSocket) -> None:
                 conn.send(_error(ValidationFailed("frame is not valid JSON")))
                 continue
             try:
-                await _handle(conn, hub, message)
+                if isinstance(message, dict) and str(message.get("type")).startswith("sfu."):
+                    await services.media.handle(conn.identity, message)
+                else:
+                    await _handle(conn, hub, message)
             except PodiumError as exc:
                 conn.send(
                     _error(
@@ -166,3 +169,5 @@ async def events(websocket: WebSocket) -> None:
     finally:
         hub.disconnect(conn)
         await conn.finish()
+        if conn.identity.user_id not in hub.by_user:
+            await services.media.user_disconnected(conn.identity.user_id)
