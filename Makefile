@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check bench services clean
+.PHONY: run test check bench services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +25,19 @@ check: $(VENV)/.test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-test: check services
+test: check services browser
 	$(BIN)/pytest -q
 
 services:
 	@scripts/ensure-services
 
+browser:
+	@scripts/ensure-debian-packages chromium=chromium
+
 bench: $(VENV)/.test services
+	@scripts/ensure-debian-packages janus=janus
 	$(BIN)/python bench/permission_loop.py
+	$(BIN)/python bench/sfu.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -15,7 +15,9 @@ from podium.config import (
     DEFAULT_PORT,
     DEFAULT_SECRET_FILE,
     LOOPBACK_HOSTS,
+    IceServer,
     Settings,
+    SettingsError,
     load_secret,
 )
 
@@ -155,3 +157,49 @@ def test_empty_secret_file_is_replaced(tmp_path: Path) -> None:
 
 def test_generated_secrets_differ(tmp_path: Path) -> None:
     assert load_secret(tmp_path / "a") != load_secret(tmp_path / "b")
+
+
+def test_ice_servers_and_turn_settings() -> None:
+    settings = Settings.from_env(
+        {
+            "PODIUM_SECRET": SECRET,
+            "PODIUM_ICE_SERVERS": (
+                '[{"urls": "stun:127.0.0.1:3478"},'
+                ' {"urls": ["turn:127.0.0.1:3478"], "username": "u", "credential": "c"},'
+                ' {"urls": "turns:127.0.0.1:5349"}]'
+            ),
+            "PODIUM_TURN_SECRET": "shared",
+            "PODIUM_TURN_TTL": "3600",
+        }
+    )
+    assert settings.ice_servers == (
+        IceServer(("stun:127.0.0.1:3478",)),
+        IceServer(("turn:127.0.0.1:3478",), "u", "c"),
+        IceServer(("turns:127.0.0.1:5349",)),
+    )
+    assert (settings.turn_secret, settings.turn_ttl_s) == ("shared", 3600)
+    assert Settings.from_env({"PODIUM_SECRET": SECRET}).ice_servers == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PODIUM_ICE_SERVERS": "stun:x"}, "not valid JSON"),
+        ({"PODIUM_ICE_SERVERS": "{}"}, "must be a JSON list"),
+        ({"PODIUM_ICE_SERVERS": "[1]"}, r"PODIUM_ICE_SERVERS\[0\] must be an object"),
+        ({"PODIUM_ICE_SERVERS": '[{"urls": []}]'}, "non-empty list"),
+        ({"PODIUM_ICE_SERVERS": '[{"urls": "http://x"}]'}, "must start with one of"),
+        ({"PODIUM_ICE_SERVERS": '[{"urls": "stun:x", "user": "u"}]'}, "unknown field"),
+        ({"PODIUM_ICE_SERVERS": '[{"urls": "turn:x", "username": "u"}]'}, "or neither"),
+        (
+            {"PODIUM_ICE_SERVERS": '[{"urls": "turn:x", "username": 1, "credential": "c"}]'},
+            "string",
+        ),
+        ({"PODIUM_ICE_SERVERS": '[{"urls": "turn:x"}]'}, "set PODIUM_TURN_SECRET"),
+        ({"PODIUM_TURN_TTL": "10"}, "PODIUM_TURN_TTL"),
+        ({"PODIUM_TURN_TTL": "1h"}, "PODIUM_TURN_TTL"),
+    ],
+)
+def test_bad_ice_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"PODIUM_SECRET": SECRET, **env})

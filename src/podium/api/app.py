@@ -42,7 +42,14 @@ def create_app(settings: Settings) -> FastAPI:
         await hub.start()
         runtime = Runtime(store, bus)
         permissions = PermissionsService(runtime)
-        media = MediaService(runtime, hub, loopback_only=settings.media_loopback_only)
+        media = MediaService(
+            runtime,
+            hub,
+            ice_servers=settings.ice_servers,
+            turn_secret=settings.turn_secret,
+            turn_ttl_s=settings.turn_ttl_s,
+            loopback_only=settings.media_loopback_only,
+        )
         await media.start()
         app.state.services = Services(
             settings=settings,

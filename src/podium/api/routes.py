@@ -82,7 +82,7 @@ async def get_call(type: CallTypePath, id: CallIdPath, svc: Svc, who: Caller) ->
 @router.post("/calls/{type}/{id}/join", tags=["calls"])
 async def join_call(type: CallTypePath, id: CallIdPath, svc: Svc, who: Caller) -> JSON:
     state = await svc.calls.join(who, call_cid(type, id))
-    state["media"] = svc.media.connection_info()
+    state["media"] = svc.media.connection_info(who.user_id)
     return state
 
 

@@ -22,6 +22,11 @@ from podium.store.records import MemberRecord
 
 MODERATORS = Capability.UPDATE_CALL_PERMISSIONS
 EXPIRED_REASON = "expired"
+#: `reason` values of `call.permissions_updated`.
+PERMISSIONS_CHANGED = "permissions_changed"
+ROLE_CHANGED = "role_changed"
+BLOCKED = "blocked"
+UNBLOCKED = "unblocked"
 
 
 async def capabilities_for(
@@ -59,13 +64,17 @@ async def after_capability_change(
     if old == new:
         return
     await settle_satisfied(changes, ctx, user_id, new, by=by)
-    notify_capabilities(changes, user_id, new)
+    role_changed = (before.role if before else None) != (after.role if after else None)
+    notify_capabilities(
+        changes, user_id, new, reason=ROLE_CHANGED if role_changed else PERMISSIONS_CHANGED
+    )
 
 
-def notify_capabilities(changes: Changes, user_id: str, caps: Capabilities) -> None:
+def notify_capabilities(changes: Changes, user_id: str, caps: Capabilities, *, reason: str) -> None:
+    """`reason` says what changed them, e.g. so the SFU can tell a client "role_changed"."""
     changes.emit(
         "call.permissions_updated",
-        {"user_id": user_id, "own_capabilities": sorted_names(caps)},
+        {"user_id": user_id, "own_capabilities": sorted_names(caps), "reason": reason},
         Audience.users(user_id),
         refresh=True,
     )

@@ -11,7 +11,13 @@ from enum import StrEnum
 from podium.bus.events import Audience
 from podium.core.capabilities import Capability
 from podium.services.context import Runtime, load_call, writing
-from podium.services.grants import capabilities_for, end_pending_requests, notify_capabilities
+from podium.services.grants import (
+    BLOCKED,
+    UNBLOCKED,
+    capabilities_for,
+    end_pending_requests,
+    notify_capabilities,
+)
 from podium.services.identity import Identity
 from podium.services.views import participant_view
 from podium.store.records import BlockRecord
@@ -69,7 +75,7 @@ class ModerationService:
                 Audience.watchers(),
                 refresh=True,
             )
-            notify_capabilities(changes, user_id, frozenset())
+            notify_capabilities(changes, user_id, frozenset(), reason=BLOCKED)
 
     async def unblock(self, identity: Identity, cid: str, user_id: str) -> None:
         async with writing(self.rt, cid) as changes:
@@ -86,4 +92,4 @@ class ModerationService:
             )
             member = await tx.get_member(cid, user_id)
             caps = await capabilities_for(changes, ctx, user_id, member)
-            notify_capabilities(changes, user_id, caps)
+            notify_capabilities(changes, user_id, caps, reason=UNBLOCKED)
