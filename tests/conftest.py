@@ -8,6 +8,9 @@ import pytest
 from tests import backing_services as services
 from tests.server import ServerProcess
 
+#: The `chromium` fixture (a headless Debian Chromium) for browser tests.
+pytest_plugins = ["tests.e2e.browser"]
+
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:

@@ -1,16 +1,17 @@
-"""The `podium` command: serve, mint tokens, inspect call types."""
+"""The `podium` command: serve, mint tokens, inspect call types, run a bot participant."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from podium.config import LOOPBACK_HOSTS, Settings
+from podium.config import LOOPBACK_HOSTS, Settings, SettingsError
 from podium.core.call_types import CallType
 from podium.tokens import mint_server_token, mint_user_token
 
@@ -43,9 +44,13 @@ def serve(
     if dev and host not in LOOPBACK_HOSTS:
         err.print(f"[red]--dev mints tokens for anyone: refusing to serve it on {host}[/red]")
         raise typer.Exit(2)
-    settings = Settings.from_env().with_overrides(
-        host=host, port=port, dev=dev, database_url=database_url, redis_url=redis_url
-    )
+    try:
+        settings = Settings.from_env().with_overrides(
+            host=host, port=port, dev=dev, database_url=database_url, redis_url=redis_url
+        )
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     bus = "redis" if settings.redis_url else "in-process"
     err.print(
         f"Podium on http://{host}:{port}/  database={_redacted(settings.database_url)} "
@@ -86,6 +91,61 @@ def token(
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
+
+
+@app.command()
+def bot(
+    call: Annotated[str, typer.Option("--call", help="The call to join, as TYPE:ID.")],
+    user: Annotated[str, typer.Option("--user", help="The bot's user id.")],
+    request: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--request",
+            help="Capability to publish with, requested if not held (repeatable): "
+            "send-audio, send-video, screenshare. Default: send-audio.",
+        ),
+    ] = None,
+    play: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Media file to play, looped (default: a 440 Hz tone / a test pattern).",
+        ),
+    ] = None,
+    server: Annotated[str, typer.Option(help="Podium server URL.")] = "http://127.0.0.1:8000",
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PODIUM_TOKEN",
+            help="The bot's user token (default: a dev token from a `serve --dev` server).",
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Display name (with a dev token).")] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="Leave after this many seconds.")
+    ] = None,
+) -> None:
+    """Join a call, ask to speak, and publish a tone or a file once the host allows it."""
+    from podium.bot import BotConfig, parse_call, run
+
+    try:
+        call_type, call_id = parse_call(call)
+        config = BotConfig(
+            server=server,
+            call_type=call_type,
+            call_id=call_id,
+            user=user,
+            request=tuple(request or ("send-audio",)),
+            name=name,
+            token=token,
+            play=play,
+            duration_s=duration,
+        )
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    raise typer.Exit(asyncio.run(run(config, console)))
 
 
 async def _call_types(settings: Settings) -> list[CallType]:

@@ -159,7 +159,22 @@ async def test_watch_unknown_call(server: ServerProcess, ws_connect: WsFactory) 
     await probe.connected()
     frame = await probe.watch(f"default:{uid('missing')}")
     assert error_code(frame) == "call_not_found"
+    assert frame["in_reply_to"] == "watch"
     await pong(probe)
+
+
+async def test_a_refused_media_frame_names_it(
+    server: ServerProcess, clients: ClientFactory, ws_connect: WsFactory
+) -> None:
+    host_id = uid("host")
+    room, _ = await create(clients(host_id), "default")
+    probe = await ws_connect(server.token(host_id))
+    await probe.connected()
+    start = len(probe.frames)
+    await probe.send({"type": "sfu.offer", "sdp": "v=0", "call_cid": room.cid})
+    frame = await probe.wait_type("error", start=start)
+    assert error_code(frame) == "permission_denied", "not joined: no media"
+    assert (frame["call_cid"], frame["in_reply_to"]) == (room.cid, "sfu.offer")
 
 
 async def test_watch_without_read_call(

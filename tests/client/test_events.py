@@ -84,3 +84,20 @@ async def test_refused_watch_raises_and_later_errors_are_dispatched() -> None:
     denied = {"code": "permission_denied", "message": "no", "details": {}}
     await events._on_frame(ws, {"type": "error", "call_cid": "audio_room:r1", "error": denied})
     assert got[-1]["type"] == "error" and events.watched == {}
+
+
+async def test_a_refused_media_frame_leaves_the_call_watched() -> None:
+    events, got, fake = stream()
+    ws = cast(ClientConnection, fake)
+    events._ws = ws
+    events._watched["audio_room:r1"] = 3
+    denied = {"code": "permission_denied", "message": "join first", "details": {}}
+    frame = {
+        "type": "error",
+        "call_cid": "audio_room:r1",
+        "in_reply_to": "sfu.offer",
+        "error": denied,
+    }
+    await events._on_frame(ws, frame)
+    assert got[-1] == frame
+    assert events.watched == {"audio_room:r1": 3}

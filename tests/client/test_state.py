@@ -131,6 +131,20 @@ def test_permission_handle_from_state() -> None:
     )
     assert mic.has_permission and call.has_permission("send-audio")
     assert not mic.can_request_permission
+    # Accepted once held, even before its resolved event arrives: never allowed and awaiting.
+    assert not mic.is_awaiting_permission and not call.state.pending_requests
+
+
+def test_a_partly_held_request_stays_pending() -> None:
+    state = CallState.from_snapshot(snapshot(1))
+    both = {"id": "q1", "user_id": "me", "permissions": ["send-audio", "send-video"]}
+    other = {"id": "q2", "user_id": "bob", "permissions": ["send-audio"]}
+    apply_snapshot(state, snapshot(2, pending_requests=[both, other]))
+    caps = ["read-call", "send-audio"]
+    apply_event(
+        state, event(3, "call.permissions_updated", user_id="me", own_capabilities=caps), "me"
+    )
+    assert list(state.pending_requests) == ["q1", "q2"]
 
 
 def test_handlers_run_after_the_state_is_updated() -> None:

@@ -1,18 +1,18 @@
-"""The aiortc adapter: hooks present, undecoded taps, raw sending (127.0.0.1 only)."""
+"""The aiortc adapter: hooks present, raw undecoded taps, synchronous sending (127.0.0.1 only)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
+import aioice
 import aiortc
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
-from aiortc.rtp import RtpPacket
 from av import AudioFrame
 
 from podium.sfu import adapter
@@ -33,7 +33,11 @@ def test_hooks_present() -> None:
 
 def test_check_hooks_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aiortc, "__version__", "9.9.9")
-    with pytest.raises(RuntimeError, match=r"aiortc==1\.16\.0 \(installed: 9\.9\.9\)"):
+    with pytest.raises(RuntimeError, match=r"aiortc==1\.16\.0 .*installed: aiortc 9\.9\.9"):
+        adapter.check_hooks()
+    monkeypatch.undo()
+    monkeypatch.setattr(aioice, "__version__", "9.9.9")
+    with pytest.raises(RuntimeError, match=r"aioice==0\.13\.0 .*aioice 9\.9\.9"):
         adapter.check_hooks()
     monkeypatch.undo()
     monkeypatch.delattr(RTCRtpReceiver, "_handle_rtp_packet")
@@ -75,13 +79,13 @@ def _decoder_threads() -> list[threading.Thread]:
 
 
 class _Tap:
-    """Taps the SFU's incoming receiver; counts packets and forwards them via a hook."""
+    """Taps the SFU's incoming receiver; keeps the packets and forwards them via a hook."""
 
     def __init__(self, sfu: RTCPeerConnection, wanted: int) -> None:
-        self.packets: list[RtpPacket] = []
+        self.packets: list[bytes] = []
         self.enough = asyncio.Event()
         self.receiver: RTCRtpReceiver | None = None
-        self.forward: Callable[[RtpPacket], None] | None = None
+        self.forward: Callable[[bytes], None] | None = None
         self.wanted = wanted
 
         @sfu.on("track")
@@ -89,8 +93,8 @@ class _Tap:
             self.receiver = _receiver_of(sfu, track)
             adapter.tap_receiver(self.receiver, self.on_packet)
 
-    def on_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        assert arrival_time_ms > 0
+    def on_packet(self, packet: bytes, arrival_time_ms: int) -> None:
+        assert arrival_time_ms > 0 and type(packet) is bytes
         self.packets.append(packet)
         if len(self.packets) > self.wanted:
             self.enough.set()
@@ -113,8 +117,13 @@ async def test_tap_receiver_gets_opus_without_decoding() -> None:
         await _bounded(tap.enough.wait())
 
         assert tap.receiver is not None
-        opus = adapter.negotiated_codecs(tap.receiver).payload_type("audio/opus")
-        assert {p.payload_type for p in tap.packets} == {opus}
+        negotiated = adapter.negotiated_codecs(tap.receiver)
+        opus = negotiated.payload_type("audio/opus")
+        views = [RtpHeaderView(bytearray(p)) for p in tap.packets]
+        assert {v.payload_type for v in views} == {opus}
+        # The original bytes: aiortc's mid and audio level extensions are still there.
+        ids = {e.id for v in views for e in v.extension_elements()}
+        assert ids == set(negotiated.header_extensions.values())
         assert not adapter.decoder_running(tap.receiver)
         assert _decoder_threads() == []
     finally:
@@ -126,10 +135,11 @@ async def test_raw_sender_forwards_without_decoding() -> None:
     sfu_in = adapter.peer_connection(loopback_only=True)
     sfu_out = adapter.peer_connection(loopback_only=True)
     subscriber = adapter.peer_connection(loopback_only=True)
-    tasks: set[asyncio.Task[Any]] = set()
+    tap = _Tap(sfu_in, wanted=0)
     try:
-        publisher.addTrack(AudioStreamTrack())
-        tap = _Tap(sfu_in, wanted=0)
+        publisher_rtcp: list[Rtcp] = []
+        # As an observer only: the publisher's own track keeps sending.
+        adapter.RawSender(publisher.addTrack(AudioStreamTrack()), publisher_rtcp.extend)
         await _signal(publisher, sfu_in)
 
         feedback: list[Rtcp] = []
@@ -143,13 +153,11 @@ async def test_raw_sender_forwards_without_decoding() -> None:
         out = adapter.negotiated_codecs(raw.sender)
         pt = out.payload_type("audio/opus")
 
-        def forward(packet: RtpPacket) -> None:
-            view = RtpHeaderView(bytearray(packet.serialize()))
+        def forward(packet: bytes) -> None:
+            view = RtpHeaderView(bytearray(packet))
             view.payload_type = pt
             view.ssrc = raw.ssrc
-            task = asyncio.ensure_future(raw.send(view))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            raw.send_rtp(bytes(view.buf))
 
         tap.forward = forward
         for _ in range(5):
@@ -157,22 +165,48 @@ async def test_raw_sender_forwards_without_decoding() -> None:
             assert isinstance(frame, AudioFrame)
             assert frame.sample_rate == 48000
 
+        # aiortc's counters follow the packets sent around it.
         stats = await raw.sender.getStats()
         outbound = [s for s in stats.values() if s.type == "outbound-rtp"]
         assert outbound and outbound[0].packetsSent > 0 and outbound[0].bytesSent > 0
+        transport = [s for s in stats.values() if s.type == "transport"]
+        assert transport[0].packetsSent >= outbound[0].packetsSent
+        sub_receiver = _receiver_of(subscriber, track)
+        inbound = [s for s in (await sub_receiver.getStats()).values() if s.type == "inbound-rtp"]
+        assert inbound[0].packetsReceived > 0
+        assert raw.resend(tap.packets[-1])  # a NACK answer
+        assert raw.dropped == 0
 
         # A PLI from the subscriber reaches the RawSender's feedback callback.
-        sub_receiver = _receiver_of(subscriber, track)
         await sub_receiver._send_rtcp_pli(raw.ssrc)
-        for _ in range(50):
-            if feedback:
-                break
-            await asyncio.sleep(0.05)
+        await _until(lambda: any(isinstance(f, Pli) for f in feedback))
         assert any(isinstance(f, Pli) and f.media_ssrc == raw.ssrc for f in feedback)
 
+        # And the SFU's PLI for a tapped receiver reaches the publisher.
         assert tap.receiver is not None and not adapter.decoder_running(tap.receiver)
+        media_ssrc = RtpHeaderView(bytearray(tap.packets[-1])).ssrc
+        await _bounded(adapter.send_pli(tap.receiver, media_ssrc))
+        await _until(lambda: any(isinstance(f, Pli) for f in publisher_rtcp))
+        assert [f.media_ssrc for f in publisher_rtcp if isinstance(f, Pli)] == [media_ssrc]
     finally:
         tap.forward = None
-        if tasks:
-            await _bounded(asyncio.gather(*tasks, return_exceptions=True))
         await _close(publisher, sfu_in, sfu_out, subscriber)
+
+
+async def test_raw_sender_drops_until_connected() -> None:
+    pc = adapter.peer_connection(loopback_only=True)
+    try:
+        raw = adapter.RawSender(pc.addTrack(adapter.IdleTrack("audio")))
+        raw.send_rtp(bytes(12))
+        assert not raw.resend(bytes(12))
+        assert raw.dropped == 1
+    finally:
+        await _close(pc)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")

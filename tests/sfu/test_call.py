@@ -15,17 +15,22 @@ import math
 import time
 from array import array
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
-from aiortc import RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
-from av import AudioFrame
+import pytest
+from aiortc import RTCRtpReceiver, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack, VideoStreamTrack
+from av import AudioFrame, VideoFrame
 from av.frame import Frame
 
 from podium.core.capabilities import Capabilities, Capability
 from podium.sfu import adapter
 from podium.sfu.call import SfuCall
+from podium.sfu.rtcp import Pli, Remb, Rtcp
+from podium.sfu.rtp import RtpHeaderView
 from podium.sfu.sources import Source
+from podium.sfu.vp8 import is_vp8_keyframe
 
 T = TypeVar("T")
 WAIT_S = 5.0
@@ -33,8 +38,11 @@ RATE = 48000
 SAMPLES = 960  # 20 ms
 TONE_HZ = 440.0
 
+WIDTH, HEIGHT, FPS = 320, 240, 30
+
 LISTENER: Capabilities = frozenset({Capability.JOIN_CALL})
 SPEAKER: Capabilities = LISTENER | {Capability.SEND_AUDIO}
+PRESENTER: Capabilities = SPEAKER | {Capability.SEND_VIDEO}
 
 
 async def bounded(awaitable: Awaitable[T]) -> T:
@@ -78,16 +86,33 @@ class Tone(AudioStreamTrack):
 
 
 class Client:
-    """A test participant: its own loopback peer connection, speaking `sfu.*` via the call."""
+    """A test participant: its own loopback peer connection, speaking `sfu.*` via the call.
 
-    def __init__(self, call: SfuCall, user_id: str) -> None:
+    With `tap`, every received RTP packet is also kept as the bytes that arrived
+    (after SRTP), with its arrival time, by kind; the tracks still decode.
+    """
+
+    def __init__(self, call: SfuCall, user_id: str, *, tap: bool = False) -> None:
         self.call = call
         self.user_id = user_id
         self.pc = adapter.peer_connection(loopback_only=True)
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.messages: list[dict[str, Any]] = []
         self.tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
-        self.pc.on("track", self.tracks.put_nowait)
+        self.packets: dict[str, list[tuple[float, bytes]]] = {"audio": [], "video": []}
+        self.receivers: dict[str, RTCRtpReceiver] = {}
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            receiver = next(r for r in self.pc.getReceivers() if r.track is track)
+            self.receivers[track.kind] = receiver
+            if tap:
+                packets = self.packets[track.kind]
+                adapter.tap_receiver(
+                    receiver, lambda data, _: packets.append((time.monotonic(), data)), decode=True
+                )
+            self.tracks.put_nowait(track)
+
         self.answered = asyncio.Event()
         self._pump = asyncio.get_running_loop().create_task(self._run())
 
@@ -107,9 +132,10 @@ class Client:
                 await self.pc.setLocalDescription(await self.pc.createAnswer())
                 await self.send({"type": "sfu.answer", "sdp": self.pc.localDescription.sdp})
 
-    async def connect(self) -> None:
+    async def connect(self, munge: Callable[[str], str] = str) -> None:
+        """Offer (as `munge` rewrites the SDP), apply the answer, wait until connected."""
         await bounded(self.pc.setLocalDescription(await self.pc.createOffer()))
-        await self.send({"type": "sfu.offer", "sdp": self.pc.localDescription.sdp})
+        await self.send({"type": "sfu.offer", "sdp": munge(self.pc.localDescription.sdp)})
         await bounded(self.answered.wait())
         candidates = [
             line for line in self.pc.remoteDescription.sdp.splitlines() if "candidate:" in line
@@ -120,6 +146,14 @@ class Client:
     async def expect(self, kind: str) -> dict[str, Any]:
         await eventually(lambda: any(m["type"] == kind for m in self.messages))
         return next(m for m in self.messages if m["type"] == kind)
+
+    def received(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    def mid_of(self, kind: str) -> str | None:
+        """The mid of the m-line whose receiver got the remote track of `kind`."""
+        receiver = self.receivers[kind]
+        return next(t.mid for t in self.pc.getTransceivers() if t.receiver is receiver)
 
     async def close(self) -> None:
         self._pump.cancel()
@@ -139,15 +173,77 @@ class Harness:
             self.gate_open_at_stop.append(forwarder is not None and forwarder.gate_open)
         self.clients[user_id].inbox.put_nowait(message)
 
-    async def client(self, user_id: str, caps: Capabilities) -> Client:
+    async def client(self, user_id: str, caps: Capabilities, *, tap: bool = False) -> Client:
         await bounded(self.call.join(user_id, caps))
-        self.clients[user_id] = client = Client(self.call, user_id)
+        self.clients[user_id] = client = Client(self.call, user_id, tap=tap)
         return client
 
     async def close(self) -> None:
         await bounded(self.call.end())
         for client in self.clients.values():
             await client.close()
+
+
+class MovingBar(VideoStreamTrack):
+    """320x240 at 30 fps: a white bar crossing a grey picture, so every frame differs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frames = [self._draw(x) for x in range(0, WIDTH, 16)]
+
+    @staticmethod
+    def _draw(x: int) -> VideoFrame:
+        frame = VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        luma, *chroma = frame.planes
+        row = bytes([80] * x + [235] * 16 + [80] * (luma.line_size - x - 16))
+        luma.update(row * (luma.buffer_size // luma.line_size))
+        for plane in chroma:
+            plane.update(bytes([128]) * plane.buffer_size)
+        return frame
+
+    async def recv(self) -> Frame:
+        pts, time_base = await self.next_timestamp()
+        frame = self._frames[pts // 3000 % len(self._frames)]
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+def rtcp_observer(sender: Any) -> list[Rtcp]:
+    """The RTCP feedback that reaches a client's own sender (its track keeps sending)."""
+    feedback: list[Rtcp] = []
+    adapter.RawSender(sender, feedback.extend)
+    return feedback
+
+
+def views(packets: list[tuple[float, bytes]]) -> list[RtpHeaderView]:
+    return [RtpHeaderView(bytearray(data)) for _, data in packets]
+
+
+def munge_extension_ids(sdp: str) -> str:
+    """Offer other header extension ids than aiortc's, so the SFU must renumber."""
+    return sdp.replace(
+        "a=extmap:2 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+        "a=extmap:6 urn:ietf:params:rtp-hdrext:ssrc-audio-level",
+    ).replace(
+        "a=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+        "a=extmap:5 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+    )
+
+
+async def receive_video(track: MediaStreamTrack, seconds: float) -> tuple[int, float, float]:
+    """(frames, frames per second of the source's clock, of the wall clock) over `seconds`."""
+    first = await bounded(track.recv())
+    assert first.pts is not None
+    started = time.monotonic()
+    frames, last_pts = 0, first.pts
+    while time.monotonic() - started < seconds:
+        frame = await bounded(track.recv())
+        assert isinstance(frame, VideoFrame) and frame.pts is not None and frame.time_base
+        assert (frame.width, frame.height) == (WIDTH, HEIGHT)
+        frames, last_pts = frames + 1, frame.pts
+    assert first.time_base is not None
+    source_seconds = float((last_pts - first.pts) * first.time_base)
+    return frames, frames / source_seconds, frames / (time.monotonic() - started)
 
 
 def tone_frequency(frames: list[AudioFrame]) -> float:
@@ -262,5 +358,194 @@ async def test_server_offers_a_new_stream_when_the_subscriber_has_no_free_slot()
             track = await bounded(bob.tracks.get())
         assert track.kind == "audio"
         await receive_tone(track)
+
+        # The new m-line's mid is unknown until bob answered; then sfu.tracks names it.
+        await eventually(lambda: len(bob.received("sfu.tracks")) == 3)
+        listed = [m["tracks"] for m in bob.received("sfu.tracks")]
+        mic = ("alice", "microphone")
+        assert listed[0] == []
+        assert [(t["user_id"], t["source"], t["mid"]) for t in listed[1]] == [(*mic, None)]
+        assert [(t["user_id"], t["source"], t["mid"]) for t in listed[2]] == [
+            (*mic, bob.mid_of("audio"))
+        ]
+    finally:
+        await harness.close()
+
+
+def plis(feedback: list[Rtcp]) -> int:
+    return sum(isinstance(f, Pli) for f in feedback)
+
+
+async def publish_audio_and_video(harness: Harness) -> tuple[Client, list[Rtcp]]:
+    """Alice publishes a tone and a moving bar; returns her and the RTCP her camera gets."""
+    alice = await harness.client("alice", PRESENTER)
+    alice.pc.addTransceiver(Tone(), direction="sendonly")
+    camera = alice.pc.addTransceiver(MovingBar(), direction="sendonly")
+    feedback = rtcp_observer(camera.sender)
+    await alice.connect()
+    for source in ("microphone", "camera"):
+        await alice.send({"type": "sfu.publish", "source": source})
+    await eventually(lambda: len(alice.received("sfu.publish_ok")) == 2)
+    return alice, feedback
+
+
+async def subscribe(
+    harness: Harness, user_id: str, *, tap: bool = False, munge: Callable[[str], str] = str
+) -> tuple[Client, dict[str, MediaStreamTrack]]:
+    """A listener receiving everyone, with an audio and a video m-line of its own."""
+    client = await harness.client(user_id, LISTENER, tap=tap)
+    client.pc.addTransceiver("audio", direction="recvonly")
+    client.pc.addTransceiver("video", direction="recvonly")
+    await client.connect(munge)
+    await client.send({"type": "sfu.subscribe", "user_ids": "all"})
+    tracks = [await bounded(client.tracks.get()) for _ in range(2)]
+    return client, {t.kind: t for t in tracks}
+
+
+async def test_video_reaches_two_subscribers_and_resumes_at_a_keyframe_without_a_gap() -> None:
+    harness = Harness()
+    try:
+        alice, alice_rtcp = await publish_audio_and_video(harness)
+        bob, bob_tracks = await subscribe(harness, "bob", tap=True)
+        carol, carol_tracks = await subscribe(harness, "carol")
+        for client in (bob, carol):
+            listed = (await client.expect("sfu.tracks"))["tracks"]
+            assert {(t["user_id"], t["source"], t["mid"]) for t in listed} == {
+                ("alice", "microphone", client.mid_of("audio")),
+                ("alice", "camera", client.mid_of("video")),
+            }
+
+        # Both decode the full picture at (about) the source's frame rate.
+        decoded = await asyncio.gather(
+            *(receive_video(tracks["video"], 2.0) for tracks in (bob_tracks, carol_tracks))
+        )
+        for frames, source_fps, wall_fps in decoded:
+            assert frames > 0 and source_fps > 0.8 * FPS and wall_fps > 0.5 * FPS, decoded
+        stats = harness.call.stats()
+        assert (stats["publishers"], stats["subscribers"], stats["participants"]) == (1, 2, 3)
+        assert stats["keyframe_requests"] >= 1 and plis(alice_rtcp) >= 1
+
+        # Revoking send-video closes the camera's gate before alice is told.
+        await bounded(harness.call.capabilities_changed("alice", SPEAKER, "revoked"))
+        assert harness.gate_open_at_stop == [False]
+        assert (await alice.expect("sfu.stop_source"))["source"] == "camera"
+        await asyncio.sleep(0.3)
+        paused = harness.call.stats()
+        await asyncio.sleep(0.4)
+        still = harness.call.stats()
+        assert still["alice/camera.packets_forwarded"] == paused["alice/camera.packets_forwarded"]
+        assert still["alice/camera.dropped_at_gate"] > paused["alice/camera.dropped_at_gate"]
+        assert (
+            still["alice/microphone.packets_forwarded"]
+            > paused["alice/microphone.packets_forwarded"]
+        )
+
+        # Granted again and published again: a PLI goes up, video resumes at a keyframe.
+        asked = plis(alice_rtcp)
+        await bounded(harness.call.capabilities_changed("alice", PRESENTER))
+        await alice.expect("sfu.source_resumed")
+        await alice.send({"type": "sfu.publish", "source": "camera"})
+        forwarded = still["alice/camera.packets_forwarded"]
+        await eventually(
+            lambda: harness.call.stats()["alice/camera.packets_forwarded"] > forwarded + 40
+        )
+        assert plis(alice_rtcp) > asked
+
+        arrivals = [at for at, _ in bob.packets["video"]]
+        resumed = max(range(1, len(arrivals)), key=lambda i: arrivals[i] - arrivals[i - 1])
+        assert arrivals[resumed] - arrivals[resumed - 1] > 0.5, "no pause seen"
+        before, after = views(bob.packets["video"][resumed - 1 : resumed + 1])
+        assert (after.sequence_number - before.sequence_number) % 65536 == 1
+        assert is_vp8_keyframe(after.buf, after.payload_offset, after.payload_end)
+    finally:
+        await harness.close()
+
+
+async def test_extensions_nacks_keyframe_requests_and_remb_cross_the_sfu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    harness = Harness()
+    try:
+        _, alice_rtcp = await publish_audio_and_video(harness)
+        bob, _ = await subscribe(harness, "bob", tap=True, munge=munge_extension_ids)
+        await eventually(lambda: len(bob.packets["video"]) > 30 and len(bob.packets["audio"]) > 10)
+
+        # Renumbered to bob's ids (audio level 6, abs-send-time 5); alice's mid is dropped.
+        for kind, ext_id, length in (("audio", 6, 1), ("video", 5, 3)):
+            elements = {
+                (e.id, e.length) for v in views(bob.packets[kind]) for e in v.extension_elements()
+            }
+            assert elements == {(ext_id, length)}, kind
+
+        # aiortc's receiver at the SFU keeps sending alice bandwidth estimates.
+        await eventually(lambda: any(isinstance(f, Remb) for f in alice_rtcp))
+
+        # A packet lost on the way to bob: bob's NACK is answered from the cache.
+        camera = harness.call.router.forwarder("alice", Source.CAMERA)
+        raw = None if camera is None else camera.sink("bob")
+        assert isinstance(raw, adapter.RawSender)
+        lost: list[int] = []
+        send_rtp = raw.send_rtp
+
+        def lose_one(data: bytes) -> None:
+            if lost:
+                send_rtp(data)
+            else:
+                lost.append(RtpHeaderView(bytearray(data)).sequence_number)
+
+        monkeypatch.setattr(raw, "send_rtp", lose_one)
+        await eventually(
+            lambda: (
+                bool(lost) and lost[0] in {v.sequence_number for v in views(bob.packets["video"])}
+            )
+        )
+        assert harness.call.stats()["nacks_answered"] >= 1
+
+        # Bob's PLI reaches alice (after the rate limit's interval since the last one).
+        await asyncio.sleep(0.6)
+        asked, requests = plis(alice_rtcp), harness.call.stats()["keyframe_requests"]
+        await bob.receivers["video"]._send_rtcp_pli(raw.ssrc)
+        await eventually(lambda: plis(alice_rtcp) > asked)
+        assert harness.call.stats()["keyframe_requests"] == requests + 1
+    finally:
+        await harness.close()
+
+
+async def test_a_freed_slot_carries_the_next_track_with_continuous_numbering() -> None:
+    harness = Harness()
+    try:
+        bob = await harness.client("bob", LISTENER, tap=True)
+        bob.pc.addTransceiver("audio", direction="recvonly")
+        await bob.connect()
+        await bob.send({"type": "sfu.subscribe", "user_ids": "all"})
+
+        for speaker in ("alice", "carol"):
+            client = await harness.client(speaker, SPEAKER)
+            client.pc.addTransceiver(Tone(), direction="sendonly")
+            await client.connect()
+            await client.send({"type": "sfu.publish", "source": "microphone"})
+            heard = len(bob.packets["audio"]) + 25
+            await eventually(partial(lambda n: len(bob.packets["audio"]) > n, heard))
+            if speaker == "alice":
+                forwarded = harness.call.stats()["packets_forwarded"]
+                await bounded(harness.call.leave("alice"))
+                # Totals cover the call's life: alice's packets still count once she left.
+                assert harness.call.stats()["packets_forwarded"] >= forwarded > 0
+                await asyncio.sleep(0.3)
+
+        # One m-line throughout: no server offer, and sfu.tracks names the same mid.
+        assert not bob.received("sfu.offer")
+        listed = [
+            [(t["user_id"], t["mid"]) for t in m["tracks"]] for m in bob.received("sfu.tracks")
+        ]
+        mid = bob.mid_of("audio")
+        assert listed == [[], [("alice", mid)], [], [("carol", mid)]]
+        # Carol's packets continue alice's numbering on the same SSRC (and pass SRTP).
+        arrivals = [at for at, _ in bob.packets["audio"]]
+        switched = max(range(1, len(arrivals)), key=lambda i: arrivals[i] - arrivals[i - 1])
+        before, after = views(bob.packets["audio"][switched - 1 : switched + 1])
+        assert before.ssrc == after.ssrc
+        assert (after.sequence_number - before.sequence_number) % 65536 == 1
+        assert (after.timestamp - before.timestamp) % 2**32 > 0.2 * RATE
     finally:
         await harness.close()

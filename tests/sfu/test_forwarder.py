@@ -179,6 +179,16 @@ def test_a_sink_added_mid_stream_starts_at_a_keyframe() -> None:
     assert len(sinks["a"].sent) == 4 and consecutive(sinks["a"].seqs)
 
 
+def test_a_sink_may_continue_the_numbering_of_a_stream_it_carried_before() -> None:
+    forwarder, _ = video()
+    forwarder.open_gate()
+    reused = FakeSink()
+    forwarder.add_sink("a", reused, A, start=(65535, 2**32 - 10))
+    forwarder.on_rtp(rtp(500, 77, KEYFRAME), now=0)
+    forwarder.on_rtp(rtp(501, 3077, DELTA), now=0.03)
+    assert [header(d)[1:3] for d in reused.sent] == [(65535, 2**32 - 10), (0, 2990)]
+
+
 def test_nacks_are_answered_with_the_bytes_first_sent() -> None:
     forwarder, sinks = video("a", "b")
     forwarder.open_gate()
@@ -349,3 +359,17 @@ def test_every_sink_sees_consecutive_numbers_and_nothing_behind_a_closed_gate(
                     resuming.discard(key)
     for sent in outputs.values():
         assert consecutive([header(d)[1] for d in sent])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ssrc": 1 << 32}, "SSRC"),
+        ({"payload_type": 128}, "payload type"),
+        ({"clock_rate": 0}, "clock"),
+    ],
+)
+def test_sink_params_are_checked_once_up_front(changes: dict[str, int], message: str) -> None:
+    fields = {"ssrc": 1, "payload_type": 96, "extension_ids": {}, "clock_rate": 90000}
+    with pytest.raises(ValueError, match=message):
+        SinkParams(**{**fields, **changes})  # type: ignore[arg-type]

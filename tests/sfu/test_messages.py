@@ -168,14 +168,17 @@ def test_bad_client_messages_are_clear_value_errors(wire: object, fragment: str)
             {"type": "sfu.stop_source", "source": "microphone", "reason": "role_changed"},
         ),
         (SourceResumed(Source.MICROPHONE), {"type": "sfu.source_resumed", "source": "microphone"}),
-        (Tracks(()), {"type": "sfu.tracks", "tracks": []}),
+        (Tracks((), ()), {"type": "sfu.tracks", "tracks": []}),
         (
-            Tracks((Track("alice", Source.MICROPHONE, "t1"), Track("bob", Source.SCREEN, "t2"))),
+            Tracks(
+                (Track("alice", Source.MICROPHONE, "t1"), Track("bob", Source.SCREEN, "t2")),
+                ("0", None),
+            ),
             {
                 "type": "sfu.tracks",
                 "tracks": [
-                    {"user_id": "alice", "source": "microphone", "track_id": "t1"},
-                    {"user_id": "bob", "source": "screen", "track_id": "t2"},
+                    {"user_id": "alice", "source": "microphone", "track_id": "t1", "mid": "0"},
+                    {"user_id": "bob", "source": "screen", "track_id": "t2", "mid": None},
                 ],
             },
         ),
@@ -264,3 +267,8 @@ def test_any_json_parses_or_raises_value_error(data: object) -> None:
         assert str(exc)
     else:
         assert parse_client_message(message.to_wire()) == message
+
+
+def test_tracks_need_one_mid_per_track() -> None:
+    with pytest.raises(ValueError, match="1 tracks but 0 mids"):
+        Tracks((Track("alice", Source.MICROPHONE, "t1"),), ())

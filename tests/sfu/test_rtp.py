@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
+from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket, wrap_rtx
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -17,6 +17,7 @@ from podium.sfu.rtp import (
     PacketCache,
     RtpHeaderView,
     SequenceRewriter,
+    unwrap_rtx,
 )
 from tests.sfu import PROPERTY_SETTINGS
 
@@ -500,6 +501,55 @@ def test_dropped_extensions_read_as_absent_in_aiortc(packet: RtpPacket) -> None:
     reparsed = RtpPacket.parse(bytes(view.buf), extension_map({"mid": 1, "abs_send_time": 2}))
     assert reparsed.extensions == HeaderExtensions(mid=packet.extensions.mid)
     assert reparsed.payload == packet.payload
+
+
+def test_a_layout_rewrites_every_copy_and_blanks_ids_its_profile_cannot_carry() -> None:
+    spec = Spec(extension=(ONE_BYTE_PROFILE, one_byte_block((1, b"a"), (2, b"bc"))), payload=b"x")
+    layout = RtpHeaderView(spec.build()).extension_layout()
+    kept, dropped = spec.build(), spec.build()
+    layout.rewrite_ids(kept, {1: 15, 2: 3}, drop_unknown=False)
+    layout.rewrite_ids(dropped, {1: 15, 2: 3})
+    assert values(RtpHeaderView(kept)) == [(1, b"a"), (3, b"bc")]
+    assert values(RtpHeaderView(dropped)) == [(3, b"bc")]
+
+
+# --- RTX -----------------------------------------------------------------------------
+
+
+@PROPERTY_SETTINGS
+@given(aiortc_packets(tuple(PUBLISHER_IDS)), u16, u32, st.integers(0, 127))
+def test_rtx_unwraps_to_the_packet_aiortc_wrapped(
+    packet: RtpPacket, rtx_sequence: int, rtx_ssrc: int, rtx_type: int
+) -> None:
+    ext_map = extension_map(PUBLISHER_IDS)
+    packet.padding_size = 0
+    rtx = wrap_rtx(packet, rtx_type, rtx_sequence, rtx_ssrc).serialize(ext_map)
+    unwrapped = unwrap_rtx(rtx, packet.payload_type, packet.ssrc)
+    if not packet.payload:
+        assert unwrapped is None
+    else:
+        assert unwrapped is not None and bytes(unwrapped) == packet.serialize(ext_map)
+
+
+def test_rtx_unwrapping_keeps_padding_and_may_keep_the_ssrc() -> None:
+    original = Spec(payload_type=96, sequence_number=7, ssrc=5, payload=b"vp8", padding=b"\0\0\3")
+    rtx = Spec(payload_type=97, sequence_number=900, ssrc=6, payload=b"\0\7vp8", padding=b"\0\0\3")
+    assert unwrap_rtx(rtx.build(), 96, 5) == original.build()
+    assert unwrap_rtx(bytes(rtx.build()), 96, None) == Spec(**{**vars(original), "ssrc": 6}).build()
+
+
+@pytest.mark.parametrize("payload", [b"", b"\0\7"])
+def test_rtx_without_media_is_a_probe(payload: bytes) -> None:
+    assert (
+        unwrap_rtx(Spec(payload=payload, padding=bytes(255)[:-1] + b"\xff").build(), 96, 1) is None
+    )
+
+
+def test_malformed_rtx_raises() -> None:
+    with pytest.raises(ValueError, match="shorter"):
+        unwrap_rtx(b"\x80\x61", 96, 1)
+    with pytest.raises(ValueError, match="outside"):
+        unwrap_rtx(Spec(payload=b"\0\7x").build(), 128, 1)
 
 
 # --- SequenceRewriter ----------------------------------------------------------------

@@ -550,44 +550,107 @@ def test_capabilities_and_mute(case: Case) -> None:
     Case(
         "subscribe all: everyone else's tracks",
         lambda: prepared(negotiating(), on.tracks_changed([ALICE_MIC, MY_MIC, BOB_CAM])),
-        [on.receive(Subscribe(ALL))],
+        [on.receive(Subscribe(ALL)), on.track_mids({ALICE_MIC: "1", BOB_CAM: None})],
         NEGOTIATING,
-        [ForwardTracks((ALICE_MIC, BOB_CAM)), Send(Tracks((ALICE_MIC, BOB_CAM)))],
+        [ForwardTracks((ALICE_MIC, BOB_CAM)), Send(Tracks((ALICE_MIC, BOB_CAM), ("1", None)))],
     ),
     Case(
         "subscribe some: only theirs, never one's own",
         lambda: prepared(connected(), on.tracks_changed([ALICE_MIC, BOB_CAM, MY_MIC])),
-        [on.receive(Subscribe(("bob", ME)))],
+        [on.receive(Subscribe(("bob", ME))), on.track_mids({BOB_CAM: "0"})],
         CONNECTED,
-        [ForwardTracks((BOB_CAM,)), Send(Tracks((BOB_CAM,)))],
+        [ForwardTracks((BOB_CAM,)), Send(Tracks((BOB_CAM,), ("0",)))],
     ),
     Case(
         "nothing published: an empty list",
         connected,
         [on.receive(Subscribe(ALL))],
         CONNECTED,
-        [Send(Tracks(()))],
+        [Send(Tracks((), ()))],
     ),
     Case(
         "same tracks again: the list, no forwarding change",
-        lambda: prepared(connected(), on.tracks_changed([ALICE_MIC]), on.receive(Subscribe(ALL))),
+        lambda: prepared(
+            connected(),
+            on.tracks_changed([ALICE_MIC]),
+            on.receive(Subscribe(ALL)),
+            on.track_mids({ALICE_MIC: "3"}),
+        ),
         [on.receive(Subscribe(("alice",)))],
         CONNECTED,
-        [Send(Tracks((ALICE_MIC,)))],
+        [Send(Tracks((ALICE_MIC,), ("3",)))],
     ),
     Case(
         "unsubscribe: forward nothing",
         lambda: prepared(connected(), on.tracks_changed([ALICE_MIC]), on.receive(Subscribe(ALL))),
-        [on.receive(Subscribe(()))],
+        [on.receive(Subscribe(())), on.track_mids({})],
         CONNECTED,
-        [ForwardTracks(()), Send(Tracks(()))],
+        [ForwardTracks(()), Send(Tracks((), ()))],
     ),
     Case(
         "tracks change: the subscribed ones are forwarded",
         lambda: prepared(connected(), on.receive(Subscribe(("alice",)))),
-        [on.tracks_changed([ALICE_MIC, BOB_CAM])],
+        [on.tracks_changed([ALICE_MIC, BOB_CAM]), on.track_mids({ALICE_MIC: None})],
         CONNECTED,
-        [ForwardTracks((ALICE_MIC,)), Send(Tracks((ALICE_MIC,)))],
+        [ForwardTracks((ALICE_MIC,)), Send(Tracks((ALICE_MIC,), (None,)))],
+    ),
+    Case(
+        "forwarding changed: sfu.tracks waits for the mids",
+        lambda: prepared(connected(), on.receive(Subscribe(("alice",)))),
+        [on.tracks_changed([ALICE_MIC])],
+        CONNECTED,
+        [ForwardTracks((ALICE_MIC,))],
+    ),
+    Case(
+        "a mid becomes known: sfu.tracks again",
+        lambda: prepared(
+            connected(),
+            on.receive(Subscribe(ALL)),
+            on.tracks_changed([ALICE_MIC, BOB_CAM]),
+            on.track_mids({ALICE_MIC: "0", BOB_CAM: None}),
+        ),
+        [on.track_mids({ALICE_MIC: "0", BOB_CAM: "2"})],
+        CONNECTED,
+        [Send(Tracks((ALICE_MIC, BOB_CAM), ("0", "2")))],
+    ),
+    Case(
+        "a slot reused for another track: its mid follows",
+        lambda: prepared(
+            connected(),
+            on.receive(Subscribe(ALL)),
+            on.tracks_changed([ALICE_MIC]),
+            on.track_mids({ALICE_MIC: "0"}),
+        ),
+        [on.tracks_changed([BOB_CAM]), on.track_mids({BOB_CAM: "0"})],
+        CONNECTED,
+        [ForwardTracks((BOB_CAM,)), Send(Tracks((BOB_CAM,), ("0",)))],
+    ),
+    Case(
+        "same mids again: nothing",
+        lambda: prepared(
+            connected(),
+            on.receive(Subscribe(ALL)),
+            on.tracks_changed([ALICE_MIC]),
+            on.track_mids({ALICE_MIC: "0"}),
+        ),
+        [on.track_mids({ALICE_MIC: "0"})],
+        CONNECTED,
+        [],
+    ),
+    Case(
+        "mids before any sfu.tracks: nothing",
+        connected,
+        [on.track_mids({})],
+        CONNECTED,
+        [],
+    ),
+    Case(
+        "closed: mids are ignored",
+        closed,
+        [on.track_mids({ALICE_MIC: "0"})],
+        CLOSED,
+        [],
+        {MIC: STOPPED},
     ),
     Case(
         "tracks change elsewhere: nothing",
@@ -606,9 +669,9 @@ def test_capabilities_and_mute(case: Case) -> None:
     Case(
         "tracks known before the offer: forwarded once subscribed",
         lambda: prepared(new(), on.tracks_changed([ALICE_MIC]), on.receive(Offer("o"))),
-        [on.receive(Subscribe(ALL))],
+        [on.receive(Subscribe(ALL)), on.track_mids({ALICE_MIC: "0"})],
         NEGOTIATING,
-        [ForwardTracks((ALICE_MIC,)), Send(Tracks((ALICE_MIC,)))],
+        [ForwardTracks((ALICE_MIC,)), Send(Tracks((ALICE_MIC,), ("0",)))],
     ),
 )
 def test_subscriptions(case: Case) -> None:
@@ -756,6 +819,13 @@ class FakeAdapter:
             if isinstance(action, OpenGate):
                 # Only the client's publish, or the transport it was waiting for, opens a gate.
                 assert step in (on.receive(Publish(action.source)), CONNECTING)
+            if isinstance(action, Send) and isinstance(action.message, Tracks):
+                assert action.message.tracks == session.forwarded
+        forwarded = [a.tracks for a in actions if isinstance(a, ForwardTracks)]
+        if forwarded:
+            # As the real adapter does: the slots' mids, once the tracks have slots.
+            mids = {t: str(i) if i % 2 else None for i, t in enumerate(forwarded[-1])}
+            self.run(session, on.track_mids(mids))
         message = step.args[0] if step.name == "receive" else None
         if state_before is NEW and not isinstance(message, Offer | Leave | None):
             assert actions == [

@@ -159,11 +159,12 @@ async def events(websocket: WebSocket) -> None:
                 else:
                     await _handle(conn, hub, message)
             except PodiumError as exc:
-                conn.send(
-                    _error(
-                        exc, call_cid=message.get("call_cid") if isinstance(message, dict) else None
-                    )
-                )
+                context = {}
+                if isinstance(message, dict):
+                    context["call_cid"] = message.get("call_cid")
+                    if isinstance(message.get("type"), str):
+                        context["in_reply_to"] = message["type"]
+                conn.send(_error(exc, **context))
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

@@ -11,6 +11,8 @@ and imports nothing from the server's packages.
         mic = call.permission("send-audio")
         if mic.can_request_permission:
             await mic.request()
+        # once allowed: any aiortc audio track (see podium.client.media)
+        await call.publish("microphone", track)
 """
 
 from podium.client.call import Call, Event, Handler, Members, RequestRef, Unsubscribe
@@ -18,6 +20,7 @@ from podium.client.client import Client, token_claims
 from podium.client.errors import PodiumAPIError, PodiumConnectionError, PodiumError
 from podium.client.events import EventStream, ws_url
 from podium.client.http import HttpTransport
+from podium.client.media import SOURCES, MediaError, MediaSession, PublishDeniedError
 from podium.client.permission import PermissionHandle
 from podium.client.state import (
     CAPABILITIES,
@@ -30,6 +33,7 @@ from podium.client.state import (
 
 __all__ = [
     "CAPABILITIES",
+    "SOURCES",
     "Call",
     "CallState",
     "Client",
@@ -37,11 +41,14 @@ __all__ = [
     "EventStream",
     "Handler",
     "HttpTransport",
+    "MediaError",
+    "MediaSession",
     "Members",
     "PermissionHandle",
     "PodiumAPIError",
     "PodiumConnectionError",
     "PodiumError",
+    "PublishDeniedError",
     "RequestRef",
     "Unsubscribe",
     "apply_event",

@@ -1,9 +1,10 @@
-"""`Call`: one call of a `Client`: HTTP actions, event handlers and the live `CallState`.
+"""`Call`: one call of a `Client`: HTTP actions, event handlers, media and the live `CallState`.
 
 Every action that returns the call state object (get, join, go-live, ...)
 applies it to `call.state` before returning it. Events of watched calls are
 applied to `call.state` first, then handed to the handlers registered with
 `on()`, so a handler always sees a state that already includes its event.
+Media (`publish`, remote tracks, `media.*` events) is in `podium.client.media`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from aiortc.mediastreams import MediaStreamTrack
+
 from podium.client.errors import PodiumError
 from podium.client.http import JSON, path_segment
+from podium.client.media import MediaError, MediaSession, RemoteKey, Selection, ice_servers
 from podium.client.permission import PermissionHandle
 from podium.client.state import (
     CallState,
@@ -67,6 +71,8 @@ class Call:
         self._path = f"/v1/calls/{path_segment(type)}/{path_segment(id)}"
         self._handlers: dict[str, list[Handler]] = {}
         self._resolved: set[str] = set()
+        self._media_info: JSON | None = None
+        self._media: MediaSession | None = None
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, phase={self.state.phase!r}, seq={self.state.seq})"
@@ -95,11 +101,16 @@ class Call:
 
     async def join(self) -> CallState:
         """Become a participant, then watch the call's events over the client's connection."""
-        state = self._snapshot(await self._post("/join"))
+        data = await self._post("/join")
+        media = data.get("media")
+        self._media_info = dict(media) if isinstance(media, dict) else {}
+        state = self._snapshot(data)
         await self.watch()
         return state
 
     async def leave(self) -> CallState:
+        """Close the media session (if any), then stop being a participant."""
+        await self.close_media()
         return self._snapshot(await self._post("/leave"))
 
     async def go_live(self) -> CallState:
@@ -199,6 +210,77 @@ class Call:
     async def unblock(self, user_id: str) -> None:
         await self._post("/unblock", {"user_id": check_id(user_id, "user id")})
 
+    # media
+
+    @property
+    def media(self) -> MediaSession | None:
+        """The open media session, if any."""
+        media = self._media
+        return media if media is not None and not media.closed else None
+
+    @property
+    def published(self) -> dict[str, MediaStreamTrack]:
+        """Your sources being sent (`microphone`, `camera`, `screen`) and their tracks."""
+        media = self.media
+        return dict(media.published) if media is not None else {}
+
+    @property
+    def remote_tracks(self) -> dict[RemoteKey, MediaStreamTrack]:
+        """`(user_id, source)` → track, for every remote track you receive."""
+        media = self.media
+        return dict(media.remote_tracks) if media is not None else {}
+
+    async def connect_media(self, subscribe: Selection = "all") -> MediaSession:
+        """Open the media session (once) and receive the tracks of `subscribe`.
+
+        Needs a `join()` by this object first (its answer names the ICE
+        servers). `publish()` opens it too, subscribed to everyone.
+        """
+        if self._media_info is None:
+            raise MediaError(f"join {self.cid} with this Call before using media")
+        media = self.media
+        if media is None:
+            media = self._media = MediaSession(
+                self,
+                ice_servers=ice_servers(self._media_info),
+                loopback_only=self.client.media_loopback,
+                timeout_s=self.client.timeout_s,
+                subscribe=subscribe,
+            )
+        await media.start()
+        return media
+
+    async def publish(self, source: str, track: MediaStreamTrack) -> None:
+        """Send an aiortc track as `source`: `microphone` (audio), `camera` or `screen` (video).
+
+        Raises `PublishDeniedError` (with `capability` and `reason`) when the
+        SFU refuses, `ValueError` for an unknown source or a track of the wrong kind.
+        """
+        media = self.media
+        if media is None:
+            media = await self.connect_media()
+        await media.publish(source, track)
+
+    async def unpublish(self, source: str) -> None:
+        """Stop sending `source`; the track keeps running (stop it yourself)."""
+        media = self.media
+        if media is not None:
+            await media.unpublish(source)
+
+    async def subscribe(self, user_ids: Selection) -> None:
+        """Receive the tracks of these users (`"all"`: everyone else) instead of the current set."""
+        media = self.media
+        if media is None:
+            await self.connect_media(user_ids)
+        else:
+            await media.subscribe(user_ids)
+
+    async def close_media(self) -> None:
+        """End the media session: published tracks are stopped, remote tracks removed."""
+        media, self._media = self._media, None
+        if media is not None:
+            await media.close()
+
     # local state
 
     def has_permission(self, capability: str) -> bool:
@@ -215,9 +297,10 @@ class Call:
         """Call `handler(event)` for each event of `event_type` (`"*"`: every call event).
 
         `"error"` receives error frames about this call (e.g. a re-watch refused
-        after a reconnect). A coroutine handler runs as a task. Events arrive
-        only while the call is watched (`join()` or `watch()`). Returns a
-        function that removes the handler.
+        after a reconnect); `"media.*"` events come from the media session (see
+        `podium.client.media`). A coroutine handler runs as a task. Events
+        arrive only while the call is watched (`join()` or `watch()`). Returns
+        a function that removes the handler.
         """
         if not isinstance(event_type, str) or not event_type:
             raise ValueError("event_type must be an event name or '*'")
@@ -257,6 +340,11 @@ class Call:
             request = frame.get("request")
             if isinstance(request, dict) and isinstance(request.get("id"), str):
                 self._resolved.add(request["id"])
+        media = self.media
+        if media is not None and kind.startswith("sfu."):
+            media.handle(frame)
+        elif media is not None and kind == "error" and _answers_media(frame):
+            media.handle_error(frame)
         if kind.startswith("call."):
             apply_event(self.state, frame, self.user_id)
             targets = [*self._handlers.get(kind, ()), *self._handlers.get(ALL_EVENTS, ())]
@@ -266,6 +354,10 @@ class Call:
             self.client.spawn(self._refresh_then_run(frame, targets), f"{kind} refresh")
         else:
             self._run(frame, targets)
+
+    def emit(self, event: Event) -> None:
+        """Hand an event made by the SDK itself (`media.*`) to the handlers of its type."""
+        self._run(event, list(self._handlers.get(str(event.get("type")), ())))
 
     async def _refresh_then_run(self, frame: Event, targets: list[Handler]) -> None:
         """A phase change alters capabilities the event does not carry: re-read them first."""
@@ -344,3 +436,8 @@ def _members(members: Members) -> list[dict[str, str]]:
     else:
         pairs = [(m["user_id"], m["role"]) for m in members]
     return [{"user_id": check_id(u, "user id"), "role": role} for u, role in pairs]
+
+
+def _answers_media(frame: Event) -> bool:
+    """An `error` frame refusing one of our `sfu.*` frames (not a watch)."""
+    return str(frame.get("in_reply_to", "")).startswith("sfu.")

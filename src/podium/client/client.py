@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import logging
+import os
 from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any
@@ -35,7 +36,9 @@ class Client:
     Pass `http` to use your own `httpx.AsyncClient` (it is then yours to close).
     The event connection opens on the first `join()`/`watch()` (or `connect()`)
     and reconnects by itself, waiting `backoff_initial_s` doubling up to
-    `backoff_max_s` between attempts.
+    `backoff_max_s` between attempts. `media_loopback` makes media sessions
+    gather only 127.0.0.1 candidates (tests on one machine); it defaults to
+    the environment's `PODIUM_MEDIA_LOOPBACK=1`.
     """
 
     def __init__(
@@ -47,9 +50,16 @@ class Client:
         backoff_initial_s: float = 0.25,
         backoff_max_s: float = 5.0,
         timeout_s: float = 15.0,
+        media_loopback: bool | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self.timeout_s = timeout_s
+        self.media_loopback = (
+            os.environ.get("PODIUM_MEDIA_LOOPBACK") == "1"
+            if media_loopback is None
+            else media_loopback
+        )
         self.http = HttpTransport(self.base_url, token, http=http, timeout_s=timeout_s)
         self.events = EventStream(
             ws_url(self.base_url),
@@ -122,10 +132,12 @@ class Client:
         future.add_done_callback(done)
 
     async def close(self) -> None:
-        """Close the event connection, stop running handlers and close the HTTP client."""
+        """Close media sessions and the event connection, stop handlers, close the HTTP client."""
         if self._closed:
             return
         self._closed = True
+        for call in list(self._calls.values()):
+            await call.close_media()
         await self.events.close()
         tasks = list(self._tasks)
         for task in tasks:

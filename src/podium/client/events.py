@@ -125,6 +125,20 @@ class EventStream:
         if self._ws is None:
             raise PodiumConnectionError(f"no event connection to {self.url} within {timeout_s} s")
 
+    async def send(self, frame: Frame) -> None:
+        """Send one frame on the current connection (e.g. `sfu.*` media signalling).
+
+        Raises `PodiumConnectionError` while there is no connection: the frame is
+        not queued, as the server's state for it would not survive a reconnect anyway.
+        """
+        ws = self._ws
+        if ws is None:
+            raise PodiumConnectionError(f"no event connection to {self.url}")
+        try:
+            await ws.send(json.dumps(frame))
+        except ConnectionClosed as exc:
+            raise PodiumConnectionError("the event connection closed") from exc
+
     async def watch(self, cid: str, since: int | None = None) -> int:
         """Watch `cid` (replaying events after `since`); returns the seq of `watch.ok`.
 
@@ -287,7 +301,10 @@ class EventStream:
         if not isinstance(cid, str):
             log.warning("event connection error frame: %s", error)
             return
-        # Errors naming a call answer a watch: the call is no longer watched.
+        if str(frame.get("in_reply_to", "")).startswith("sfu."):
+            self._deliver(frame)  # a refused media frame: the call stays watched
+            return
+        # Other errors naming a call answer a watch: the call is no longer watched.
         self._watched.pop(cid, None)
         ack = self._acks.pop(cid, None)
         if ack is not None and not ack.done():

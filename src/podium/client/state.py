@@ -208,6 +208,12 @@ def apply_event(state: CallState, event: Mapping[str, Any], user_id: str | None)
     elif kind == "call.permissions_updated":
         if user_id is not None and event.get("user_id") == user_id:
             state.own_capabilities = set(event.get("own_capabilities") or ())
+            # The server accepts a pending request as soon as all it asks for is held; its
+            # resolved event follows this one, but the request is answered already.
+            for request_id, request in list(state.pending_requests.items()):
+                asked = set(request.get("permissions") or ())
+                if request.get("user_id") == user_id and asked <= state.own_capabilities:
+                    del state.pending_requests[request_id]
     elif kind == "call.blocked_user":
         blocked = str(event.get("user_id"))
         state.blocked_user_ids.add(blocked)

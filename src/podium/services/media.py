@@ -33,6 +33,7 @@ from podium.services.delivery import EventHub, encode
 from podium.services.grants import ROLE_CHANGED
 from podium.services.ice import client_ice_servers, sfu_ice_servers
 from podium.services.identity import Identity
+from podium.sfu.adapter import check_hooks
 from podium.sfu.call import SfuCall
 from podium.sfu.messages import StopReason
 from podium.sfu.sources import sources_for_mute
@@ -71,6 +72,8 @@ class MediaService:
         self._retired: dict[str, int] = dict.fromkeys(_COUNTER_KEYS, 0)
 
     async def start(self) -> None:
+        # Fail at start, not at the first packet, if aiortc's internals moved.
+        check_hooks()
         self._unsubscribe = self.rt.bus.subscribe(self.on_event)
         metrics.SFU.source = self.snapshot
 

@@ -1,10 +1,12 @@
 """The one module that touches aiortc's private internals (aiortc is pinned to 1.16.0).
 
-The SFU forwards RTP without decoding: incoming packets are taken from each
-receiver before aiortc decodes them, and outgoing packets are written straight
-to a sender's DTLS transport. Every private attribute this needs is listed in
-`REQUIRED_HOOKS`; `check_hooks()` fails loudly when one disappears, and a test
-calls it, so upgrading aiortc cannot silently break forwarding.
+The SFU forwards RTP without decoding: incoming packets are taken, as the
+decrypted bytes, from each DTLS transport before aiortc decodes them, and
+outgoing packets are SRTP-protected and written to the nominated ICE pair's
+socket synchronously. Every private attribute this needs is listed in
+`REQUIRED_HOOKS`; `check_hooks()` fails loudly when one disappears (or aiortc
+or aioice is not the version this was written against), and a test calls it,
+so upgrading either cannot silently break forwarding.
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from struct import Struct
 from typing import Any, Final, cast
 
+import aioice
 import aioice.ice
 import aiortc
+import pylibsrtp
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -25,28 +31,34 @@ from aiortc import (
     RTCRtpCodecParameters,
     RTCRtpReceiver,
     RTCRtpSender,
-    clock,
 )
 from aiortc.mediastreams import MediaStreamTrack
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
+from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpParameters
 from aiortc.rtp import AnyRtcpPacket, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket
 from av.frame import Frame
 
 from podium.sfu.rtcp import Rtcp, parse_rtcp
-from podium.sfu.rtp import RtpHeaderView
 
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC_VERSION: Final = "1.16.0"
+#: aiortc's ICE library; the send path reads its nominated candidate pair.
+PINNED_AIOICE_VERSION: Final = "0.13.0"
 LOOPBACK_ADDRESS: Final = "127.0.0.1"
 
 #: (owner, attribute) pairs used below. Name-mangled instance attributes that are
 #: only assigned in `__init__` are looked up among the names its code uses.
 REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
     (aioice.ice, "get_host_addresses"),
+    (aioice.ice.Connection, "_nominated"),
+    (aioice.ice.CandidatePair, "protocol"),
+    (aioice.ice.CandidatePair, "remote_addr"),
+    (aioice.ice.StunProtocol, "transport"),
     (RTCRtpReceiver, "receive"),
     (RTCRtpReceiver, "_handle_rtp_packet"),
+    (RTCRtpReceiver, "_send_rtcp_pli"),
     (RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"),
     (RTCRtpReceiver, "_RTCRtpReceiver__decoder_thread"),
     (RTCRtpReceiver, "_RTCRtpReceiver__started"),
@@ -58,10 +70,23 @@ REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
     (RTCRtpSender, "_RTCRtpSender__rtp_timestamp"),
     (RTCRtpSender, "_RTCRtpSender__octet_count"),
     (RTCRtpSender, "_RTCRtpSender__packet_count"),
-    (RTCDtlsTransport, "_send_rtp"),
+    (RTCDtlsTransport, "_handle_rtp_data"),
+    (RTCDtlsTransport, "_state"),
+    (RTCDtlsTransport, "_tx_srtp"),
+    (RTCDtlsTransport, "_RTCDtlsTransport__tx_bytes"),
+    (RTCDtlsTransport, "_RTCDtlsTransport__tx_packets"),
+    (State, "CONNECTED"),
+    (RTCIceTransport, "_connection"),
 )
 
 _NEGOTIATED_ATTR: Final = "_podium_parameters"
+_RAW_ATTR: Final = "_podium_raw_rtp"
+#: ICE component 1 carries RTP and RTCP (aiortc always multiplexes RTCP).
+_RTP_COMPONENT: Final = 1
+#: Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+_NTP_UNIX_OFFSET: Final = 2_208_988_800
+_U16 = Struct("!H")
+_SEQUENCE_TIMESTAMP = Struct("!HI")
 _loopback_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "podium_loopback_only", default=False
 )
@@ -69,7 +94,7 @@ _original_get_host_addresses: Callable[[bool, bool], list[str]] | None = None
 
 
 def _hook_present(owner: object, name: str) -> bool:
-    if hasattr(owner, name):
+    if hasattr(owner, name) or name in getattr(owner, "__annotations__", {}):
         return True
     init = getattr(owner, "__init__", None)
     code = getattr(init, "__code__", None)
@@ -77,17 +102,18 @@ def _hook_present(owner: object, name: str) -> bool:
 
 
 def check_hooks() -> None:
-    """Raise `RuntimeError` naming every missing hook, or if aiortc is not the pinned version."""
+    """Raise `RuntimeError` naming every missing hook, or if aiortc/aioice are not pinned ones."""
     missing = [
         f"{getattr(owner, '__qualname__', getattr(owner, '__name__', owner))}.{name}"
         for owner, name in REQUIRED_HOOKS
         if not _hook_present(owner, name)
     ]
-    installed = aiortc.__version__
-    if missing or installed != PINNED_AIORTC_VERSION:
+    installed = (aiortc.__version__, aioice.__version__)
+    if missing or installed != (PINNED_AIORTC_VERSION, PINNED_AIOICE_VERSION):
         raise RuntimeError(
-            f"podium.sfu.adapter needs aiortc=={PINNED_AIORTC_VERSION} "
-            f"(installed: {installed}); missing private hooks: {', '.join(missing) or 'none'}"
+            f"podium.sfu.adapter needs aiortc=={PINNED_AIORTC_VERSION} and "
+            f"aioice=={PINNED_AIOICE_VERSION} (installed: aiortc {installed[0]}, "
+            f"aioice {installed[1]}); missing private hooks: {', '.join(missing) or 'none'}"
         )
 
 
@@ -144,6 +170,8 @@ class Negotiated:
     header_extensions: dict[str, int]
     #: Media SSRC -> RTX SSRC, where signalled.
     rtx_ssrcs: dict[int, int]
+    #: The media SSRCs signalled in SDP, if any.
+    ssrcs: tuple[int, ...] = ()
 
     def payload_type(self, mime_type: str) -> int:
         """The payload type of the first codec of `mime_type` (e.g. "audio/opus")."""
@@ -151,6 +179,16 @@ class Negotiated:
             if codec.mimeType.lower() == mime_type.lower() and codec.payloadType is not None:
                 return codec.payloadType
         raise LookupError(f"{mime_type} was not negotiated")
+
+    def rtx_payload_types(self) -> dict[int, int]:
+        """RTX payload type -> the payload type it retransmits (its `apt`)."""
+        rtx: dict[int, int] = {}
+        for codec in self.codecs:
+            apt = codec.parameters.get("apt")
+            is_rtx = codec.mimeType.lower().endswith("/rtx")
+            if is_rtx and codec.payloadType is not None and isinstance(apt, int):
+                rtx[codec.payloadType] = apt
+        return rtx
 
 
 def _negotiated(parameters: RTCRtpParameters) -> Negotiated:
@@ -160,6 +198,7 @@ def _negotiated(parameters: RTCRtpParameters) -> Negotiated:
         codecs=tuple(parameters.codecs),
         header_extensions={ext.uri: ext.id for ext in parameters.headerExtensions},
         rtx_ssrcs={e.ssrc: e.rtx.ssrc for e in encodings if e.rtx is not None},
+        ssrcs=tuple(e.ssrc for e in encodings if e.ssrc is not None),
     )
 
 
@@ -194,37 +233,96 @@ def decoder_running(receiver: RTCRtpReceiver) -> bool:
     return thread is not None and bool(thread.is_alive())
 
 
-def tap_receiver(receiver: RTCRtpReceiver, on_packet: Callable[[RtpPacket, int], None]) -> None:
-    """Deliver every parsed incoming RTP packet, and its arrival time in ms, undecoded.
+class _RawRtp:
+    """The decrypted bytes of the RTP packet a DTLS transport is handling right now."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data: bytes | None = None
+
+
+def _raw_rtp(transport: RTCDtlsTransport) -> _RawRtp:
+    """Hook `transport` (once) so its receivers' taps can read each packet's original bytes.
+
+    aiortc parses a decrypted packet and hands the receiver an `RtpPacket`,
+    which has lost the exact bytes (header extensions it does not know
+    included). The transport's `_handle_rtp_data` is wrapped on the instance to
+    keep the bytes while aiortc's own handler parses, routes and delivers the
+    packet. That all happens in one call chain of the transport's receive task,
+    so the receiver's hook reads the bytes of exactly its packet.
+    """
+    raw = getattr(transport, _RAW_ATTR, None)
+    if isinstance(raw, _RawRtp):
+        return raw
+    raw = _RawRtp()
+    original = transport._handle_rtp_data
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        raw.data = data
+        try:
+            await original(data, arrival_time_ms=arrival_time_ms)
+        finally:
+            raw.data = None
+
+    setattr(transport, _RAW_ATTR, raw)
+    setattr(transport, "_handle_rtp_data", handle_rtp_data)  # noqa: B010
+    return raw
+
+
+def tap_receiver(
+    receiver: RTCRtpReceiver, on_packet: Callable[[bytes, int], None], *, decode: bool = False
+) -> None:
+    """Deliver every incoming RTP packet's decrypted bytes, and its arrival time in ms.
 
     Call it before negotiation completes (e.g. in the connection's "track"
-    handler). The instance's `_handle_rtp_packet` (where `RtpRouter` delivers
-    parsed packets) is replaced by one calling `on_packet` then aiortc's original,
-    which keeps receiver reports, NACK generation and REMB towards the publisher.
+    handler). `on_packet` gets the packet exactly as the peer sent it, header
+    extensions included, RTX packets too (the payload type tells them apart).
+    The receiver's `_handle_rtp_packet` (where `RtpRouter` delivers parsed
+    packets) is replaced on the instance by one calling `on_packet` then
+    aiortc's original, which keeps receiver reports, NACK generation and REMB
+    towards the publisher.
 
-    Decoding: aiortc 1.16.0 starts the decoder thread unconditionally inside
-    `receive()`, and `_handle_rtp_packet` only queues frames while
-    `__decoder_thread` is set. So `receive` is wrapped on the instance and, right
-    after it returns, aiortc's own `__stop_decoder()` (what RTCP BYE and
-    disconnect use) ends the idle thread and clears the attribute: no frame is
-    ever queued or decoded. The receiver's track then ends (its `recv()` raises
-    `MediaStreamError`); depacketising and the jitter buffer still run (cheap,
-    and they produce aiortc's PLIs).
+    Decoding (unless `decode`, for test clients that also watch the bytes):
+    aiortc 1.16.0 starts the decoder thread unconditionally inside `receive()`,
+    and `_handle_rtp_packet` only queues frames while `__decoder_thread` is
+    set. So `receive` is wrapped on the instance and, right after it returns,
+    aiortc's own `__stop_decoder()` (what RTCP BYE and disconnect use) ends the
+    idle thread and clears the attribute: no frame is ever queued or decoded.
+    The receiver's track then ends (its `recv()` raises `MediaStreamError`);
+    depacketising and the jitter buffer still run (cheap, and they produce
+    aiortc's PLIs).
     """
     original = receiver._handle_rtp_packet
+    raw: _RawRtp | None = None
 
     async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
-        try:
-            on_packet(packet, arrival_time_ms)
-        except Exception:
-            logger.exception("RTP tap callback failed")
+        data = None if raw is None else raw.data
+        if data is not None:
+            try:
+                on_packet(data, arrival_time_ms)
+            except Exception:
+                logger.exception("RTP tap callback failed")
         await original(packet, arrival_time_ms=arrival_time_ms)
 
-    def stop_decoder() -> None:
-        cast(Callable[[], None], getattr(receiver, "_RTCRtpReceiver__stop_decoder"))()  # noqa: B009
+    def started() -> None:
+        # `receive()` runs once the DTLS transport is connected, so it is final by now.
+        nonlocal raw
+        raw = _raw_rtp(receiver.transport)
+        if not decode:
+            cast(Callable[[], None], getattr(receiver, "_RTCRtpReceiver__stop_decoder"))()  # noqa: B009
 
-    _capture_parameters(receiver, "receive", after=stop_decoder)
+    _capture_parameters(receiver, "receive", after=started)
     setattr(receiver, "_handle_rtp_packet", handle_rtp_packet)  # noqa: B010
+
+
+def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Coroutine[Any, Any, None]:
+    """Ask the peer sending `media_ssrc` to `receiver` for a keyframe (RTCP PLI).
+
+    aiortc's own `_send_rtcp_pli`: it uses the receiver's RTCP SSRC and does
+    nothing while the transport is not connected.
+    """
+    return receiver._send_rtcp_pli(media_ssrc)
 
 
 class IdleTrack(MediaStreamTrack):
@@ -243,9 +341,15 @@ class RawSender:
     """Send already rewritten RTP through an `RTCRtpSender`, bypassing its encoder.
 
     The sender's track must be an `IdleTrack` (added with `addTrack` before
-    negotiation). Packets go to the DTLS transport's `_send_rtp` (SRTP protect and
-    send), and the sender's packet/octet counters and last NTP/RTP timestamps are
-    updated as aiortc's own send loop does, so its RTCP sender reports stay right.
+    negotiation). `send_rtp` is synchronous: it protects the packet with the
+    DTLS transport's SRTP session and writes it to the nominated ICE pair's
+    datagram transport, as aiortc's `_send_rtp` and aioice's `send_data` would
+    do behind two awaits (neither of which ever waits in practice). aiortc's
+    counters stay right: the sender's packet/octet counts and last NTP/RTP
+    timestamps (so its RTCP sender reports make sense) and the transport's
+    sent bytes and packets. A packet sent before the transport is connected,
+    or after it closed, is dropped and counted in `dropped`.
+
     RTCP feedback routed to this sender (PLI, FIR, NACK, REMB) is parsed with
     `podium.sfu.rtcp.parse_rtcp` and given to `on_feedback`; aiortc's own handler
     still runs (RTT and stats; its NACK/PLI handling finds nothing to do).
@@ -258,6 +362,12 @@ class RawSender:
         self.on_feedback = on_feedback
         #: Set once negotiation started the sender (`negotiated_codecs` then works).
         self.ready = asyncio.Event()
+        self.dropped = 0
+        #: Sequence number and timestamp of the last packet sent, and when (monotonic).
+        self._last: tuple[int, int, float] | None = None
+        self._pair: aioice.ice.CandidatePair | None = None
+        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._address: tuple[str, int] = ("", 0)
         _capture_parameters(sender, "send", after=self.ready.set)
         original = sender._handle_rtcp_packet
 
@@ -278,15 +388,62 @@ class RawSender:
         """The SSRC aiortc signalled for this sender: rewrite packets to it."""
         return int(self.sender._ssrc)
 
-    async def send(self, view: RtpHeaderView) -> bool:
-        """Send one rewritten packet; False (dropped) if the transport is not connected."""
-        try:
-            await self.sender.transport._send_rtp(bytes(view.buf))
-        except ConnectionError:
-            return False
+    def send_rtp(self, data: bytes) -> None:
+        """Send one rewritten RTP packet now, counting it as aiortc's send loop would."""
+        if not self._write(data):
+            self.dropped += 1
+            return
+        first = data[0]
+        header = 12 + 4 * (first & 0x0F)
+        if first & 0x10:
+            header += 4 + 4 * _U16.unpack_from(data, header + 2)[0]
+        padding = data[-1] if first & 0x20 else 0
+        sequence_number, timestamp = _SEQUENCE_TIMESTAMP.unpack_from(data, 2)
+        self._last = sequence_number, timestamp, time.monotonic()
+        now = time.time()
         sender = cast(Any, self.sender)
-        sender._RTCRtpSender__ntp_timestamp = clock.current_ntp_time()
-        sender._RTCRtpSender__rtp_timestamp = view.timestamp
-        sender._RTCRtpSender__octet_count += view.payload_size
+        sender._RTCRtpSender__ntp_timestamp = (int(now) + _NTP_UNIX_OFFSET) << 32 | int(
+            (now % 1) * (1 << 32)
+        )
+        sender._RTCRtpSender__rtp_timestamp = timestamp
+        sender._RTCRtpSender__octet_count += len(data) - header - padding
         sender._RTCRtpSender__packet_count += 1
+
+    def continuation(self, clock_rate: int) -> tuple[int, int] | None:
+        """The (sequence number, timestamp) that continue what was sent, None if nothing was.
+
+        For the next stream sent on this SSRC: one past the last sequence
+        number, and the last timestamp plus the time since, at `clock_rate`.
+        """
+        if self._last is None:
+            return None
+        sequence_number, timestamp, sent_at = self._last
+        elapsed = max(1, round((time.monotonic() - sent_at) * clock_rate))
+        return (sequence_number + 1) % (1 << 16), (timestamp + elapsed) % (1 << 32)
+
+    def resend(self, data: bytes) -> bool:
+        """Send a packet again (a NACK answer); like aiortc's retransmissions, not counted."""
+        return self._write(data)
+
+    def _write(self, data: bytes) -> bool:
+        transport = cast(Any, self.sender.transport)
+        if transport._state is not State.CONNECTED:
+            return False
+        pair = transport.transport._connection._nominated.get(_RTP_COMPONENT)
+        if pair is None:
+            return False
+        try:
+            protected = transport._tx_srtp.protect(data)
+        except pylibsrtp.Error:
+            logger.debug("SRTP protect failed", exc_info=True)
+            return False
+        if pair is not self._pair:
+            # What aioice's `StunProtocol.send_data` does, minus the coroutine.
+            self._pair = pair
+            self._sendto = pair.protocol.transport.sendto
+            self._address = pair.remote_addr
+        assert self._sendto is not None
+        self._sendto(protected, self._address)
+        transport._RTCDtlsTransport__tx_bytes += len(protected)
+        transport._RTCDtlsTransport__tx_packets += 1
         return True

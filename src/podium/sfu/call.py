@@ -3,22 +3,32 @@
 `SfuCall` feeds every input (client messages, enforcement, transport events)
 into the participant's session and carries out the returned actions in order,
 so a `CloseGate` always runs before the `Send` of the matching
-`sfu.stop_source`. Published RTP is tapped undecoded from the publisher's
-receivers into the call's `Router`; each subscriber gets a `RawSender` per
-forwarded track.
+`sfu.stop_source`. Published RTP is tapped undecoded, as the original bytes
+(header extensions included), from the publisher's receivers into the call's
+`Router`; each subscriber gets a `RawSender` per forwarded track, which the
+forwarder writes to synchronously (no task per packet).
 
 Subscriber slots: every m-line in a client's offer that lets the server send
 (`recvonly` or `sendrecv`) gets an `IdleTrack` and a `RawSender` in the answer.
 A forwarded track takes a free slot of its kind; with none free, a sendonly
 transceiver is added and the session is told `negotiation_needed()`, so the
-server offers and the client answers (`sfu.answer`).
+server offers and the client answers (`sfu.answer`). Each slot's mid is
+reported to the session (`track_mids`), which tells the client in `sfu.tracks`.
 
 Sources are read from m-lines the client sends on, in order: audio is the
 microphone; the first video the camera, the second the screen.
 
-Not done here: keyframe requests (`RequestKeyframe` and subscribers' PLI/FIR)
-are not sent upstream, as the adapter has no PLI helper yet, and subscribers'
-NACKs are not answered from the forwarder's cache.
+Feedback: keyframe requests (the session's `RequestKeyframe` when a video gate
+opens, a new video subscriber, subscribers' PLI and FIR) go to the publisher
+as PLIs, merged and rate limited per source by the forwarder (held-back ones
+leave on a timer). Subscribers' NACKs are answered from the forwarder's
+per-subscriber cache. Publishers' RTX packets are unwrapped and forwarded, so
+a packet lost on the way in and recovered by aiortc's NACK reaches every
+subscriber too. REMB towards publishers comes from aiortc's receivers (their
+own estimate); subscribers' REMBs are not aggregated into it.
+
+Not done here: NACKs the cache cannot answer are not passed on to the
+publisher (aiortc's receiver already NACKs losses on the publisher's leg).
 """
 
 from __future__ import annotations
@@ -29,10 +39,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from struct import Struct
 
 from aiortc import RTCIceServer, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
-from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from podium.core.capabilities import Capability
@@ -41,11 +51,13 @@ from podium.sfu.adapter import (
     RawSender,
     negotiated_codecs,
     peer_connection,
+    send_pli,
     tap_receiver,
 )
 from podium.sfu.forwarder import Router, SinkParams
 from podium.sfu.messages import StopReason, Track
-from podium.sfu.rtp import RtpHeaderView
+from podium.sfu.rtcp import Fir, Nack, Pli, Rtcp
+from podium.sfu.rtp import unwrap_rtx
 from podium.sfu.session import (
     Action,
     AddCandidate,
@@ -69,19 +81,21 @@ SendMessage = Callable[[str, dict[str, object]], Awaitable[None] | None]
 SLOT_READY_TIMEOUT_S = 30.0
 _SENDS = frozenset({"sendonly", "sendrecv"})
 _RECEIVES = frozenset({"recvonly", "sendrecv"})
-
-
-class _RawSink:
-    """A `Sink` writing to a subscriber's `RawSender`; `send_rtp` never blocks."""
-
-    def __init__(self, raw: RawSender, tasks: set[asyncio.Task[bool]]) -> None:
-        self.raw = raw
-        self.tasks = tasks
-
-    def send_rtp(self, data: bytes) -> None:
-        task = asyncio.get_running_loop().create_task(self.raw.send(RtpHeaderView(bytearray(data))))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+_U32 = Struct("!I")
+#: `Forwarder` counters that `SfuCall.stats()` adds up.
+_FORWARDER_COUNTERS = (
+    "packets_forwarded",
+    "bytes_forwarded",
+    "dropped_at_gate",
+    "dropped_malformed",
+)
+_STREAM_NAMING_EXTENSIONS = frozenset(
+    {
+        "urn:ietf:params:rtp-hdrext:sdes:mid",
+        "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+        "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+    }
+)
 
 
 @dataclass(eq=False)
@@ -89,8 +103,23 @@ class _Slot:
     """One server → client stream of a subscriber, and the remote track it carries."""
 
     kind: str
+    transceiver: RTCRtpTransceiver
     raw: RawSender
     track: Track | None = None
+
+    @property
+    def mid(self) -> str | None:
+        """The m-line's mid once an offer/answer exchange completed with it, else None."""
+        transceiver = self.transceiver
+        return transceiver.mid if transceiver.currentDirection is not None else None
+
+
+@dataclass(eq=False)
+class _Inbound:
+    """A publisher's receiver for one source, and the media SSRC its packets last carried."""
+
+    receiver: RTCRtpReceiver
+    media_ssrc: int | None = None
 
 
 @dataclass(eq=False)
@@ -98,11 +127,16 @@ class _Participant:
     session: ParticipantSession
     pc: RTCPeerConnection
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    receivers: dict[Source, RTCRtpReceiver] = field(default_factory=dict)
+    inbound: dict[Source, _Inbound] = field(default_factory=dict)
     slots: list[_Slot] = field(default_factory=list)
     renegotiate: bool = False
-    tasks: set[asyncio.Task[bool]] = field(default_factory=set)
-    attach_tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Slot attachments and PLIs in flight: cancelled when the participant goes.
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coroutine: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
 
 class SfuCall:
@@ -124,7 +158,13 @@ class SfuCall:
         self._participants: dict[str, _Participant] = {}
         self._tracks: dict[tuple[str, Source], Track] = {}
         self._tracks_dirty = False
+        self._keyframe_timers: dict[tuple[str, Source], asyncio.TimerHandle] = {}
         self.dropped_unpublished = 0
+        #: Forwarder counters of participants who left, so `stats()` totals never go down.
+        self._gone: dict[str, int] = dict.fromkeys(_FORWARDER_COUNTERS, 0)
+        #: PLIs sent to publishers, and packets resent to subscribers from the NACK caches.
+        self.keyframe_requests = 0
+        self.nacks_answered = 0
 
     @property
     def participants(self) -> frozenset[str]:
@@ -171,22 +211,31 @@ class SfuCall:
             await self._input(user_id, lambda s: s.close(StopReason.CALL_ENDED))
 
     def stats(self) -> dict[str, int]:
-        """Totals, and per forwarder as `<user>/<source>.<counter>`, for `/metrics`."""
-        totals = {
-            "packets_forwarded": 0,
-            "bytes_forwarded": 0,
-            "dropped_at_gate": 0,
-            "dropped_malformed": 0,
-        }
+        """Totals, and per forwarder as `<user>/<source>.<counter>`, for `/metrics`.
+
+        Totals are over the call's life (participants who left included).
+        `publishers` counts participants with an open gate, `subscribers` those
+        with at least one sink.
+        """
+        totals = dict(self._gone)
         out: dict[str, int] = {}
+        publishers = 0
+        subscribers: set[str] = set()
         for user_id in self._participants:
-            for source, forwarder in self.router.forwarders_of(user_id).items():
+            forwarders = self.router.forwarders_of(user_id)
+            publishers += any(f.gate_open for f in forwarders.values())
+            for source, forwarder in forwarders.items():
+                subscribers.update(forwarder.sink_keys)
                 for name in totals:
                     value = int(getattr(forwarder, name))
                     totals[name] += value
                     out[f"{user_id}/{source.value}.{name}"] = value
         out.update(totals)
         out["dropped_unpublished"] = self.dropped_unpublished
+        out["keyframe_requests"] = self.keyframe_requests
+        out["nacks_answered"] = self.nacks_answered
+        out["publishers"] = publishers
+        out["subscribers"] = len(subscribers & self._participants.keys())
         out["participants"] = len(self._participants)
         return out
 
@@ -237,18 +286,21 @@ class SfuCall:
                 forwarder = self.router.forwarder(user_id, source)
                 if forwarder is not None:
                     forwarder.close_gate()
-            case RequestKeyframe():
-                logger.debug("%s: keyframe request not sent (no PLI helper yet)", user_id)
+            case RequestKeyframe(source):
+                self._request_keyframe(user_id, source)
             case Negotiate(offer):
                 await self._negotiate(participant, offer)
+                self._report_mids(participant)
             case ApplyAnswer(sdp):
                 await participant.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+                self._report_mids(participant)
             case AddCandidate(candidate):
                 await self._add_candidate(
                     participant, candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index
                 )
             case ForwardTracks(tracks):
                 self._forward(participant, tracks)
+                self._report_mids(participant)
             case Close():
                 await self._close(participant)
 
@@ -265,10 +317,9 @@ class SfuCall:
                     if direction in _SENDS:
                         self._tap(participant, transceiver)
                     if direction in _RECEIVES and transceiver.sender.track is None:
-                        raw = RawSender(transceiver.sender)
+                        self._add_slot(participant, transceiver)
                         transceiver.sender.replaceTrack(IdleTrack(transceiver.kind))
                         transceiver.direction = "sendrecv"
-                        participant.slots.append(_Slot(transceiver.kind, raw))
                 except RuntimeError:
                     # Already started without our hooks (a direction changed on renegotiation).
                     logger.warning(
@@ -292,13 +343,13 @@ class SfuCall:
 
     def _tap(self, participant: _Participant, transceiver: RTCRtpTransceiver) -> None:
         receiver = transceiver.receiver
-        if receiver in participant.receivers.values():
+        if any(i.receiver is receiver for i in participant.inbound.values()):
             return
         if transceiver.kind == MediaKind.AUDIO:
             candidates = [Source.MICROPHONE]
         else:
             candidates = [Source.CAMERA, Source.SCREEN]
-        free = [s for s in candidates if s not in participant.receivers]
+        free = [s for s in candidates if s not in participant.inbound]
         if not free:
             logger.warning(
                 "%s: no source left for a %s m-line", participant.session.user_id, transceiver.kind
@@ -306,21 +357,96 @@ class SfuCall:
             return
         source = free[0]
         user_id = participant.session.user_id
-        primary: list[int] = []
+        inbound = _Inbound(receiver)
+        router = self.router
+        # (media payload type, the RTX payload types retransmitting it), once negotiated.
+        codecs: list[tuple[int, frozenset[int]]] = []
 
-        def on_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
-            forwarder = self.router.forwarder(user_id, source)
+        def on_packet(data: bytes, arrival_time_ms: int) -> None:
+            forwarder = router.forwarder(user_id, source)
             if forwarder is None:
                 self.dropped_unpublished += 1
                 return
-            if not primary:
-                primary.append(_primary_codec(receiver)[0])
-            if packet.payload_type != primary[0]:
-                return  # RTX or an unexpected codec: not forwarded
-            forwarder.on_rtp(bytearray(packet.serialize()), time.monotonic())
+            if not codecs:
+                primary = _primary_codec(receiver)[0]
+                rtx = negotiated_codecs(receiver).rtx_payload_types()
+                codecs.append((primary, frozenset(p for p, apt in rtx.items() if apt == primary)))
+            primary, rtx_types = codecs[0]
+            payload_type = data[1] & 0x7F
+            if payload_type == primary:
+                inbound.media_ssrc = _U32.unpack_from(data, 8)[0]
+                packet = bytearray(data)
+            elif payload_type in rtx_types:
+                try:
+                    unwrapped = unwrap_rtx(data, primary, inbound.media_ssrc)
+                except ValueError:
+                    forwarder.dropped_malformed += 1
+                    return
+                if unwrapped is None:
+                    return  # padding only: a bandwidth probe, nothing to forward
+                packet = unwrapped
+            else:
+                return  # an unexpected codec: not forwarded
+            forwarder.on_rtp(packet, time.monotonic())
 
         tap_receiver(receiver, on_packet)
-        participant.receivers[source] = receiver
+        participant.inbound[source] = inbound
+
+    # Keyframes.
+
+    def _request_keyframe(self, publisher_id: str, source: Source) -> None:
+        """Someone needs a keyframe of this source: a PLI now, or when the rate limit allows."""
+        forwarder = self.router.forwarder(publisher_id, source)
+        if forwarder is None or not forwarder.is_video:
+            return
+        if forwarder.request_keyframe(asyncio.get_running_loop().time()):
+            self._send_pli(publisher_id, source)
+        else:
+            self._schedule_keyframe_request(publisher_id, source)
+
+    def _schedule_keyframe_request(self, publisher_id: str, source: Source) -> None:
+        key = (publisher_id, source)
+        forwarder = self.router.forwarder(publisher_id, source)
+        if key in self._keyframe_timers or forwarder is None:
+            return
+        due = forwarder.next_keyframe_request_at()
+        if due is not None:
+            loop = asyncio.get_running_loop()
+            self._keyframe_timers[key] = loop.call_at(
+                due, self._keyframe_request_due, publisher_id, source, due
+            )
+
+    def _keyframe_request_due(self, publisher_id: str, source: Source, due: float) -> None:
+        self._keyframe_timers.pop((publisher_id, source), None)
+        forwarder = self.router.forwarder(publisher_id, source)
+        if forwarder is None:
+            return
+        # `call_at` may run a hair early; the limiter must see the time it asked for.
+        now = max(asyncio.get_running_loop().time(), due)
+        if forwarder.pending_keyframe_requests(now):
+            self._send_pli(publisher_id, source)
+        self._schedule_keyframe_request(publisher_id, source)
+
+    def _send_pli(self, publisher_id: str, source: Source) -> None:
+        publisher = self._participants.get(publisher_id)
+        inbound = None if publisher is None else publisher.inbound.get(source)
+        if publisher is None or inbound is None:
+            return
+        ssrc = inbound.media_ssrc
+        if ssrc is None:
+            try:
+                ssrc = next(iter(negotiated_codecs(inbound.receiver).ssrcs), None)
+            except LookupError:
+                ssrc = None
+        if ssrc is None:
+            logger.debug("%s: no %s SSRC known yet for a PLI", publisher_id, source)
+            return
+        publisher.spawn(send_pli(inbound.receiver, ssrc))
+        self.keyframe_requests += 1
+
+    def _cancel_keyframe_requests(self, publisher_id: str) -> None:
+        for key in [k for k in self._keyframe_timers if k[0] == publisher_id]:
+            self._keyframe_timers.pop(key).cancel()
 
     # Subscribing.
 
@@ -339,13 +465,21 @@ class SfuCall:
             slot = next((s for s in participant.slots if s.track is None and s.kind == kind), None)
             if slot is None:
                 transceiver = participant.pc.addTransceiver(IdleTrack(kind), direction="sendonly")
-                slot = _Slot(kind, RawSender(transceiver.sender))
-                participant.slots.append(slot)
+                slot = self._add_slot(participant, transceiver)
                 participant.renegotiate = True
             slot.track = track
-            task = asyncio.get_running_loop().create_task(self._attach(participant, slot, track))
-            participant.attach_tasks.add(task)
-            task.add_done_callback(participant.attach_tasks.discard)
+            participant.spawn(self._attach(participant, slot, track))
+
+    def _add_slot(self, participant: _Participant, transceiver: RTCRtpTransceiver) -> _Slot:
+        slot = _Slot(transceiver.kind, transceiver, RawSender(transceiver.sender))
+        slot.raw.on_feedback = lambda feedback: self._on_feedback(participant, slot, feedback)
+        participant.slots.append(slot)
+        return slot
+
+    def _report_mids(self, participant: _Participant) -> None:
+        participant.session.track_mids(
+            {slot.track: slot.mid for slot in participant.slots if slot.track is not None}
+        )
 
     async def _attach(self, participant: _Participant, slot: _Slot, track: Track) -> None:
         """Once the slot is negotiated, feed it from the publisher's forwarder."""
@@ -354,11 +488,11 @@ class SfuCall:
             await asyncio.wait_for(slot.raw.ready.wait(), SLOT_READY_TIMEOUT_S)
             while True:
                 publisher = self._participants.get(track.user_id)
-                receiver = None if publisher is None else publisher.receivers.get(track.source)
-                if slot.track != track or receiver is None:
+                inbound = None if publisher is None else publisher.inbound.get(track.source)
+                if slot.track != track or inbound is None:
                     return
                 try:
-                    params = _sink_params(receiver, slot.raw)
+                    params = _sink_params(inbound.receiver, slot.raw)
                     break
                 except LookupError:
                     if time.monotonic() > deadline:
@@ -367,21 +501,48 @@ class SfuCall:
         except (TimeoutError, LookupError):
             logger.warning("%s: could not forward %s", participant.session.user_id, track)
             return
-        sink = _RawSink(slot.raw, participant.tasks)
-        self.router.subscribe(
-            participant.session.user_id, track.user_id, track.source, sink, params
-        )
+        if self.router.subscribe(
+            participant.session.user_id,
+            track.user_id,
+            track.source,
+            slot.raw,
+            params,
+            start=slot.raw.continuation(params.clock_rate),
+        ):
+            # A new video sink waits for a keyframe: ask for one rather than wait for it.
+            self._request_keyframe(track.user_id, track.source)
+
+    def _on_feedback(self, participant: _Participant, slot: _Slot, feedback: list[Rtcp]) -> None:
+        """RTCP from a subscriber about one of its slots: NACKs answered, PLI/FIR passed up."""
+        track = slot.track
+        subscriber = participant.session.user_id
+        forwarder = None if track is None else self.router.forwarder(track.user_id, track.source)
+        if track is None or forwarder is None or subscriber not in forwarder.sink_keys:
+            return
+        keyframe = False
+        for item in feedback:
+            if isinstance(item, Nack):
+                for data in forwarder.on_nack(subscriber, item.lost):
+                    self.nacks_answered += slot.raw.resend(data)
+            elif isinstance(item, Pli | Fir):
+                keyframe = True
+        if keyframe:
+            self._request_keyframe(track.user_id, track.source)
 
     # Leaving.
 
     async def _close(self, participant: _Participant) -> None:
         user_id = participant.session.user_id
         self._participants.pop(user_id, None)
+        for forwarder in self.router.forwarders_of(user_id).values():
+            for name in _FORWARDER_COUNTERS:
+                self._gone[name] += int(getattr(forwarder, name))
         self.router.remove_participant(user_id)
+        self._cancel_keyframe_requests(user_id)
         for key in [k for k in self._tracks if k[0] == user_id]:
             del self._tracks[key]
             self._tracks_dirty = True
-        for task in participant.attach_tasks | participant.tasks:
+        for task in list(participant.tasks):
             task.cancel()
         await participant.pc.close()
 
@@ -403,12 +564,22 @@ def _primary_codec(receiver: RTCRtpReceiver) -> tuple[int, str, int]:
 
 
 def _sink_params(receiver: RTCRtpReceiver, raw: RawSender) -> SinkParams:
+    """How to rewrite the publisher's packets for this slot.
+
+    Extensions naming the publisher's m-line or stream (mid, rid) would be
+    wrong for the subscriber, whose stack may route by them: they are dropped,
+    leaving the SSRC signalled in the subscriber's SDP to identify the stream.
+    """
     _, mime, clock_rate = _primary_codec(receiver)
     incoming = negotiated_codecs(receiver).header_extensions
     outgoing = negotiated_codecs(raw.sender).header_extensions
     return SinkParams(
         ssrc=raw.ssrc,
         payload_type=negotiated_codecs(raw.sender).payload_type(mime),
-        extension_ids={i: outgoing[uri] for uri, i in incoming.items() if uri in outgoing},
+        extension_ids={
+            i: outgoing[uri]
+            for uri, i in incoming.items()
+            if uri in outgoing and uri not in _STREAM_NAMING_EXTENSIONS
+        },
         clock_rate=clock_rate,
     )

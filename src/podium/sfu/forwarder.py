@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from struct import Struct
 from typing import Protocol
 
 from podium.sfu.rtcp import DEFAULT_KEYFRAME_INTERVAL_S, KeyframeRequestLimiter
@@ -28,6 +29,8 @@ from podium.sfu.sources import MediaKind, Source
 from podium.sfu.vp8 import is_vp8_keyframe
 
 _MAX_TIMESTAMP_INCREMENT = (1 << 31) - 1
+#: Marker and payload type, sequence number, timestamp, SSRC: bytes 1-11 of the header.
+_REWRITTEN_FIELDS = Struct("!BHII")
 
 
 class Sink(Protocol):
@@ -52,6 +55,15 @@ class SinkParams:
     payload_type: int
     extension_ids: Mapping[int, int]
     clock_rate: int
+
+    def __post_init__(self) -> None:
+        # Checked once here: the per-packet rewrite writes these without checking.
+        if not 0 <= self.ssrc < TIMESTAMP_MODULO:
+            raise ValueError(f"SSRC {self.ssrc} does not fit in 32 bits")
+        if not 0 <= self.payload_type < 128:
+            raise ValueError(f"payload type {self.payload_type} is outside 0..127")
+        if self.clock_rate <= 0:
+            raise ValueError(f"clock rate {self.clock_rate} is not positive")
 
 
 class _SinkState:
@@ -104,11 +116,19 @@ class Forwarder:
 
     # Subscribers.
 
-    def add_sink(self, key: str, sink: Sink, params: SinkParams) -> None:
-        """Start forwarding to `key` (replacing any sink it had); video waits for a keyframe."""
-        rewriter = SequenceRewriter(
-            self._rng.randrange(SEQUENCE_MODULO), self._rng.randrange(TIMESTAMP_MODULO)
-        )
+    def add_sink(
+        self, key: str, sink: Sink, params: SinkParams, *, start: tuple[int, int] | None = None
+    ) -> None:
+        """Start forwarding to `key` (replacing any sink it had); video waits for a keyframe.
+
+        `start` is the (sequence number, timestamp) of the first packet: a sink
+        that already carried another stream to the subscriber continues its
+        numbering (receivers drop packets that seem older than ones they had).
+        Without it, both start at random.
+        """
+        if start is None:
+            start = self._rng.randrange(SEQUENCE_MODULO), self._rng.randrange(TIMESTAMP_MODULO)
+        rewriter = SequenceRewriter(*start)
         self._sinks[key] = _SinkState(sink, params, rewriter, self._cache_size)
         self._sink_list = tuple(self._sinks.values())
 
@@ -119,6 +139,11 @@ class Forwarder:
     @property
     def sink_keys(self) -> frozenset[str]:
         return frozenset(self._sinks)
+
+    def sink(self, key: str) -> Sink | None:
+        """The sink `key` is fed through, if any."""
+        state = self._sinks.get(key)
+        return None if state is None else state.sink
 
     # Gate.
 
@@ -148,7 +173,7 @@ class Forwarder:
         try:
             view = RtpHeaderView(packet)
             # Checked once here, so no sink's rewrite can fail halfway through the sinks.
-            view.extension_elements()
+            layout = view.extension_layout()
             keyframe = self.is_video and is_vp8_keyframe(
                 packet, view.payload_offset, view.payload_end
             )
@@ -159,6 +184,8 @@ class Forwarder:
             self._limiter.keyframe_received(self.source)
         sequence_number = view.sequence_number
         timestamp = view.timestamp
+        marker = packet[1] & 0x80
+        elements = layout.elements
         for state in self._sink_list:
             if state.resume:
                 if self.is_video and not keyframe:
@@ -170,11 +197,11 @@ class Forwarder:
                 continue
             params = state.params
             out = bytearray(packet)
-            out_view = RtpHeaderView(out)
-            out_view.payload_type = params.payload_type
-            out_view.sequence_number, out_view.timestamp = mapped
-            out_view.ssrc = params.ssrc
-            out_view.rewrite_extension_ids(params.extension_ids, drop_unknown=True)
+            _REWRITTEN_FIELDS.pack_into(
+                out, 1, marker | params.payload_type, mapped[0], mapped[1], params.ssrc
+            )
+            if elements:
+                layout.rewrite_ids(out, params.extension_ids)
             # Frozen as bytes: SRTP (pylibsrtp) takes nothing else, and the cache stays intact.
             data = bytes(out)
             state.cache.put(mapped[0], data)
@@ -281,18 +308,26 @@ class Router:
         return {s: f for (uid, s), f in self._forwarders.items() if uid == user_id}
 
     def subscribe(
-        self, subscriber_id: str, publisher_id: str, source: Source, sink: Sink, params: SinkParams
+        self,
+        subscriber_id: str,
+        publisher_id: str,
+        source: Source,
+        sink: Sink,
+        params: SinkParams,
+        *,
+        start: tuple[int, int] | None = None,
     ) -> bool:
         """Feed `sink` from the publisher's source; False if that source is not published.
 
-        Raises `ValueError` for a participant's own media: that is a caller bug.
+        `start` as for `Forwarder.add_sink`. Raises `ValueError` for a
+        participant's own media: that is a caller bug.
         """
         if subscriber_id == publisher_id:
             raise ValueError(f"{subscriber_id!r} cannot subscribe to its own {source}")
         forwarder = self._forwarders.get((publisher_id, source))
         if forwarder is None:
             return False
-        forwarder.add_sink(subscriber_id, sink, params)
+        forwarder.add_sink(subscriber_id, sink, params, start=start)
         return True
 
     def unsubscribe(self, subscriber_id: str, publisher_id: str, source: Source) -> None:

@@ -163,10 +163,26 @@ class SourceResumed(_Message):
 
 @dataclass(frozen=True, slots=True)
 class Tracks(_Message):
-    """The complete list of tracks forwarded to this participant (not a delta)."""
+    """The complete list of tracks forwarded to this participant (not a delta).
+
+    `mids[i]` is the mid of the m-line carrying `tracks[i]` to this participant,
+    or None while that m-line is not negotiated yet; on the wire each track
+    entry gets it as `"mid"`.
+    """
 
     TYPE: ClassVar[str] = "sfu.tracks"
     tracks: tuple[Track, ...]
+    mids: tuple[str | None, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.mids) != len(self.tracks):
+            raise ValueError(f"{len(self.tracks)} tracks but {len(self.mids)} mids")
+
+    def to_wire(self) -> dict[str, Any]:
+        tracks = [
+            {**t.to_wire(), "mid": mid} for t, mid in zip(self.tracks, self.mids, strict=True)
+        ]
+        return {"type": self.TYPE, "tracks": tracks}
 
 
 @dataclass(frozen=True, slots=True)

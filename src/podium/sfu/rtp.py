@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from struct import Struct
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 FIXED_HEADER_SIZE = 12
 #: "Defined by profile" value of RFC 8285 one-byte header extensions.
@@ -164,7 +164,7 @@ class RtpHeaderView:
         Parsing stops early where RFC 8285 says so (one-byte id 15, or id 0 with
         a length); a value overrunning the extension block raises `ValueError`.
         """
-        return [ExtensionElement._make(element) for element in self._scan_extension()[1]]
+        return [ExtensionElement._make(element) for element in self.extension_layout().elements]
 
     def rewrite_extension_ids(
         self, mapping: Mapping[int, int], *, drop_unknown: bool = False
@@ -175,33 +175,19 @@ class RtpHeaderView:
         overwritten with zero bytes, which RFC 8285 defines as padding in both
         profiles. Everything is checked before the first byte is written.
         """
-        one_byte, elements = self._scan_extension()
-        if not elements:
+        layout = self.extension_layout()
+        if not layout.elements:
             return
-        highest = 14 if one_byte else 255
+        highest = 14 if layout.one_byte else 255
         for new_id in mapping.values():
             if not 1 <= new_id <= highest:
                 raise ValueError(f"extension id {new_id} is outside 1..{highest} for this profile")
-        header_size = 1 if one_byte else 2
-        buf = self.buf
-        for ext_id, offset, length in elements:
-            header = offset - header_size
-            target = mapping.get(ext_id)
-            if target is None:
-                if drop_unknown:
-                    buf[header : offset + length] = bytes(header_size + length)
-            elif one_byte:
-                buf[header] = (target << 4) | (buf[header] & 0x0F)
-            else:
-                buf[header] = target
+        layout.rewrite_ids(self.buf, mapping, drop_unknown=drop_unknown)
 
-    def _scan_extension(self) -> tuple[bool, list[tuple[int, int, int]]]:
-        """Whether the profile is one-byte, and (id, value offset, length) per element.
-
-        Plain tuples: this runs for every forwarded packet.
-        """
+    def extension_layout(self) -> ExtensionLayout:
+        """Where the RFC 8285 elements are: found once per packet, applied to every copy."""
         if self.extension_offset is None:
-            return False, []
+            return _NO_EXTENSIONS
         buf = self.buf
         profile: int = _U16.unpack_from(buf, self.extension_offset)[0]
         pos = self.extension_offset + 4
@@ -222,7 +208,7 @@ class RtpHeaderView:
                     raise ValueError(f"RTP header extension {ext_id} overruns its block")
                 elements.append((ext_id, pos, length))
                 pos += length
-            return True, elements
+            return ExtensionLayout(True, tuple(elements))
         if profile & 0xFFF0 == TWO_BYTE_PROFILE:
             while pos < end:
                 ext_id = buf[pos]
@@ -237,7 +223,68 @@ class RtpHeaderView:
                     raise ValueError(f"RTP header extension {ext_id} overruns its block")
                 elements.append((ext_id, pos, length))
                 pos += length
-        return False, elements
+        return ExtensionLayout(False, tuple(elements))
+
+
+class ExtensionLayout(NamedTuple):
+    """The RFC 8285 elements of one packet: (id, value offset, length), in wire order.
+
+    Plain tuples: this is built for every forwarded packet. It describes every
+    copy of that packet, so the elements are found once, not once per subscriber.
+    """
+
+    one_byte: bool
+    elements: tuple[tuple[int, int, int], ...]
+
+    def rewrite_ids(
+        self, buf: bytearray, mapping: Mapping[int, int], *, drop_unknown: bool = True
+    ) -> None:
+        """Renumber the elements of `buf` (a copy of the packet this layout describes).
+
+        An id the mapping does not name, or names with an id this profile cannot
+        carry, is kept or (with `drop_unknown`) zeroed: never an exception, so a
+        rewrite cannot fail halfway through a packet's subscribers.
+        """
+        one_byte = self.one_byte
+        header_size = 1 if one_byte else 2
+        highest = 14 if one_byte else 255
+        for ext_id, offset, length in self.elements:
+            header = offset - header_size
+            target = mapping.get(ext_id)
+            if target is None or not 1 <= target <= highest:
+                if drop_unknown:
+                    buf[header : offset + length] = bytes(header_size + length)
+            elif one_byte:
+                buf[header] = (target << 4) | (buf[header] & 0x0F)
+            else:
+                buf[header] = target
+
+
+_NO_EXTENSIONS: Final = ExtensionLayout(False, ())
+
+
+def unwrap_rtx(packet: bytes | bytearray, payload_type: int, ssrc: int | None) -> bytearray | None:
+    """The original packet an RTX retransmission (RFC 4588 §4) carries, or None.
+
+    The original sequence number is the payload's first two bytes; the payload
+    type becomes the RTX codec's `apt` and the SSRC the media stream's (kept as
+    it is when `ssrc` is None). Header extensions and padding stay. None means
+    there is no media in it: padding-only RTX packets are bandwidth probes.
+    Raises `ValueError` for a malformed packet.
+    """
+    _check_range("payload type", payload_type, 128)
+    buf = bytearray(packet)
+    view = RtpHeaderView(buf)
+    start = view.payload_offset
+    if view.payload_size <= 2:
+        return None
+    original = bytearray(buf[:start])
+    original += memoryview(buf)[start + 2 :]
+    original[1] = (original[1] & 0x80) | payload_type
+    original[2:4] = buf[start : start + 2]
+    if ssrc is not None:
+        _U32.pack_into(original, 8, ssrc)
+    return original
 
 
 class SequenceRewriter:

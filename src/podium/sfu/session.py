@@ -121,7 +121,11 @@ class AddCandidate:
 
 @dataclass(frozen=True, slots=True)
 class ForwardTracks:
-    """Forward exactly these remote tracks to this participant: add sinks, drop the rest."""
+    """Forward exactly these remote tracks to this participant: add sinks, drop the rest.
+
+    Then report which m-line carries each with `track_mids()`: the client is
+    told its tracks (`sfu.tracks`) once it can also be told where they are.
+    """
 
     tracks: tuple[Track, ...]
 
@@ -158,8 +162,9 @@ class ParticipantSession:
       `muted(sources)`;
     - from the room: `tracks_changed(tracks)`, every track forwarded in the call;
     - from the peer connection: `local_description(sdp)` after a `Negotiate`,
-      `local_candidate(candidate)`, `negotiation_needed()`,
-      `transport_connected()`, `transport_closed()`;
+      `track_mids(mids)` after a `ForwardTracks` and whenever a mid becomes
+      known (a negotiation completed), `local_candidate(candidate)`,
+      `negotiation_needed()`, `transport_connected()`, `transport_closed()`;
     - `close(reason)` when the participant leaves the call some other way.
 
     NEW accepts only `sfu.offer` (and `sfu.leave`), so nothing is published or
@@ -183,6 +188,10 @@ class ParticipantSession:
         self._selection: Selection = ()
         self._available: tuple[Track, ...] = ()
         self._forwarded: tuple[Track, ...] = ()
+        self._mids: dict[Track, str | None] = {}
+        #: What the last `sfu.tracks` said, and whether one is owed after a `ForwardTracks`.
+        self._told: Tracks | None = None
+        self._tracks_owed = False
         self._actions: list[Action] = []
 
     @property
@@ -240,8 +249,9 @@ class ParticipantSession:
                 self._on_unpublish(source)
             case Subscribe(user_ids):
                 self._selection = user_ids
-                self._update_forwarding()
-                self._send(Tracks(self._forwarded))
+                # Always answered: at once, or after `track_mids()` if forwarding changed.
+                if not self._update_forwarding():
+                    self._send_tracks()
             case _:
                 assert_never(message)
 
@@ -295,8 +305,7 @@ class ParticipantSession:
         if self.state is SessionState.CLOSED:
             return
         self._available = tuple(tracks)
-        if self._update_forwarding():
-            self._send(Tracks(self._forwarded))
+        self._update_forwarding()
 
     # Peer connection input.
 
@@ -313,6 +322,21 @@ class ParticipantSession:
             self._send(Offer(sdp))
         else:
             raise RuntimeError("local_description() without a Negotiate action to answer")
+
+    def track_mids(self, mids: Mapping[Track, str | None]) -> None:
+        """The mid of the m-line carrying each forwarded track (None: not negotiated yet).
+
+        Sends `sfu.tracks` if one is owed after a `ForwardTracks`, or if a
+        forwarded track's mid changed since the client was last told (never
+        before the first `sfu.tracks`: that one answers `sfu.subscribe` or a
+        change of tracks).
+        """
+        if self.state is SessionState.CLOSED:
+            return
+        self._mids = dict(mids)
+        told = self._told
+        if self._tracks_owed or (told is not None and self._tracks_message() != told):
+            self._send_tracks()
 
     def local_candidate(self, candidate: Candidate) -> None:
         """Trickle a server candidate (aiortc puts them in the SDP; other stacks may not)."""
@@ -429,8 +453,17 @@ class ParticipantSession:
         if wanted == self._forwarded:
             return False
         self._forwarded = wanted
+        self._tracks_owed = True
         self._emit(ForwardTracks(wanted))
         return True
+
+    def _tracks_message(self) -> Tracks:
+        return Tracks(self._forwarded, tuple(self._mids.get(t) for t in self._forwarded))
+
+    def _send_tracks(self) -> None:
+        self._tracks_owed = False
+        self._told = self._tracks_message()
+        self._send(self._told)
 
     def _send(self, message: ServerMessage) -> None:
         self._emit(Send(message))
