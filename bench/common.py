@@ -256,6 +256,8 @@ class PodiumServer(Subprocess):
     """`podium serve` on SQLite in `workdir`, with `SECRET` as its token secret."""
 
     name: str = "podium"
+    #: Added to the server's environment, e.g. `PODIUM_MEDIA_LOOPBACK=1`.
+    extra_env: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -270,6 +272,7 @@ class PodiumServer(Subprocess):
             **os.environ,
             "PODIUM_SECRET": SECRET,
             "PODIUM_DATABASE_URL": f"sqlite:///{self.workdir / 'podium.db'}",
+            **self.extra_env,
         }
         env.pop("PODIUM_REDIS_URL", None)
         args = [sys.executable, "-m", "podium", "serve", "--host", LOOPBACK]
