@@ -1,10 +1,11 @@
 """SDK media against a real `podium serve --dev` (SFU on 127.0.0.1 only): publish, receive, stop.
 
 A listener is refused, asks for `send-audio`, publishes a 440 Hz tone once the
-host accepts; the host's SDK announces the track and decodes the tone.
-Revoking the capability over HTTP stops the publisher's track and the host's
-inbound packets; granting it back lets the publisher publish again, heard on
-the same remote track (the SFU keeps announcing a stopped source).
+host accepts; the SDKs of the host and of another listener announce the track
+and decode the tone. Revoking the capability over HTTP stops the publisher's
+track and both subscribers' inbound packets; granting it back lets the
+publisher publish again, heard on the same remote track (the SFU keeps
+announcing a stopped source).
 """
 
 from __future__ import annotations
@@ -94,8 +95,17 @@ async def live_room(host: Client) -> Call:
 async def test_publish_needs_the_capability_and_revoking_stops_the_track(
     media_server: ServerProcess,
 ) -> None:
-    async with client(media_server, HOST) as host, client(media_server, LISTENER) as listener:
+    async with (
+        client(media_server, HOST) as host,
+        client(media_server, LISTENER) as listener,
+        client(media_server, SECOND) as audience,
+    ):
         stage = await live_room(host)
+        # A second subscriber: the revoke must stop packets reaching every one.
+        hall = audience.call("audio_room", stage.id)
+        await hall.join()
+        hall_added = collect(hall, "media.track_added")
+        await hall.connect_media()
         added = collect(stage, "media.track_added")
         removed = collect(stage, "media.track_removed")
         await stage.connect_media()
@@ -140,6 +150,9 @@ async def test_publish_needs_the_capability_and_revoking_stops_the_track(
         assert (event["user_id"], event["source"]) == (LISTENER, "microphone")
         assert stage.remote_tracks == {(LISTENER, "microphone"): event["track"]}
         await receive_tone(event["track"])
+        hall_event = await next_event(hall_added)
+        assert (hall_event["user_id"], hall_event["source"]) == (LISTENER, "microphone")
+        await receive_tone(hall_event["track"])
 
         await stage.revoke_permissions(LISTENER, ["send-audio"])
         stop = await next_event(stopped)
@@ -147,17 +160,20 @@ async def test_publish_needs_the_capability_and_revoking_stops_the_track(
         assert tone.readyState == "ended"
         assert seat.published == {}
         await asyncio.sleep(0.3)  # packets already on their way
-        before = await inbound_packets(stage)
+        before = [await inbound_packets(stage), await inbound_packets(hall)]
         await asyncio.sleep(0.5)
-        assert await inbound_packets(stage) == before, "still forwarded after the revoke"
+        after = [await inbound_packets(stage), await inbound_packets(hall)]
+        assert after == before, "still forwarded after the revoke"
         track = event["track"]
         await drain(track)
+        await drain(hall_event["track"])
 
         # Back: the SDK says so; a new track on the same source is heard on the same remote track.
         await stage.grant_permissions(LISTENER, ["send-audio"])
         assert (await next_event(resumed))["source"] == "microphone"
         await seat.publish("microphone", Tone())
         await receive_tone(track)
+        await receive_tone(hall_event["track"])
         assert stage.remote_tracks == {(LISTENER, "microphone"): track}
         assert added.empty() and removed.empty()
 
