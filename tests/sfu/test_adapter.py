@@ -1,4 +1,4 @@
-"""The aiortc adapter: hooks present, raw undecoded taps, synchronous sending (127.0.0.1 only)."""
+"""The aiortc adapter: hooks, raw undecoded taps, synchronous sending, renumbering (127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,24 @@ from typing import TypeVar
 import aioice
 import aiortc
 import pytest
-from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from av import AudioFrame
 
 from podium.sfu import adapter
 from podium.sfu.rtcp import Pli, Rtcp
 from podium.sfu.rtp import RtpHeaderView
+from podium.sfu.sdp import Numbering
+from tests.sfu.test_sdp import (
+    ABS_SEND_TIME,
+    AUDIO_LEVEL,
+    CHROMIUM_OFFER,
+    MID,
+    codecs,
+    extensions,
+)
 
 T = TypeVar("T")
 WAIT_S = 5.0
@@ -210,3 +220,67 @@ async def _until(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+def _numbers(transceiver: RTCRtpTransceiver) -> tuple[list[int | None], dict[str, int]]:
+    """The payload types and header extension ids aiortc will start the transceiver with."""
+    return (
+        [c.payloadType for c in transceiver._codecs],
+        {e.uri: e.id for e in transceiver._headerExtensions},
+    )
+
+
+async def test_renumbered_offer_and_aiortcs_own_state_use_the_clients_numbers() -> None:
+    server = adapter.peer_connection(loopback_only=True)
+    client = adapter.peer_connection(loopback_only=True)
+    try:
+        audio = server.addTransceiver(adapter.IdleTrack("audio"), direction="sendonly")
+        video = server.addTransceiver(adapter.IdleTrack("video"), direction="sendonly")
+        numbering = Numbering()
+        numbering.learn(CHROMIUM_OFFER)
+        offer = adapter.renumbered(server, await server.createOffer(), numbering)
+        chromium_audio = ([111, 9, 0, 8], {MID: 4, AUDIO_LEVEL: 1})
+        chromium_video = ([96, 97, 102, 103, 108, 109], {MID: 4, ABS_SEND_TIME: 2})
+        assert (_numbers(audio), _numbers(video)) == (chromium_audio, chromium_video)
+        await _bounded(server.setLocalDescription(offer))
+        assert extensions(server.localDescription.sdp) == [chromium_audio[1], chromium_video[1]]
+        assert [list(t) for t in codecs(server.localDescription.sdp)] == [
+            chromium_audio[0],
+            chromium_video[0],
+        ]
+
+        # aiortc as the client echoes the offer's numbers; the server keeps them.
+        await _bounded(client.setRemoteDescription(server.localDescription))
+        await _bounded(client.setLocalDescription(await client.createAnswer()))
+        await _bounded(server.setRemoteDescription(client.localDescription))
+        adapter.adopt_answer(server)
+        assert (_numbers(audio), _numbers(video)) == (chromium_audio, chromium_video)
+    finally:
+        await _close(server, client)
+
+
+@pytest.mark.parametrize("conforming", [True, False])
+async def test_adopt_answer_keeps_a_payload_type_aiortc_would_not(conforming: bool) -> None:
+    """A client numbering Opus 63: aiortc answers 96 (non-conforming), Chromium would echo 63."""
+    server = adapter.peer_connection(loopback_only=True)
+    client = adapter.peer_connection(loopback_only=True)
+    try:
+        audio = server.addTransceiver(adapter.IdleTrack("audio"), direction="sendonly")
+        numbering = Numbering()
+        numbering.learn("m=audio 9 UDP/TLS/RTP/SAVPF 63\na=rtpmap:63 opus/48000/2\n")
+        offer = adapter.renumbered(server, await server.createOffer(), numbering)
+        await _bounded(server.setLocalDescription(offer))
+        assert _numbers(audio)[0] == [63, 9, 0, 8]
+
+        await _bounded(client.setRemoteDescription(server.localDescription))
+        await _bounded(client.setLocalDescription(await client.createAnswer()))
+        answer = client.localDescription.sdp
+        assert "a=rtpmap:96 opus/48000/2" in answer  # aiortc keeps its own below 96
+        if conforming:
+            answer = answer.replace("SAVPF 96 ", "SAVPF 63 ").replace("rtpmap:96 ", "rtpmap:63 ")
+        await _bounded(server.setRemoteDescription(RTCSessionDescription(answer, "answer")))
+        assert _numbers(audio)[0] == [96, 9, 0, 8]  # what aiortc makes of either answer
+        adapter.adopt_answer(server)
+        assert _numbers(audio)[0] == ([63, 9, 0, 8] if conforming else [96, 9, 0, 8])
+    finally:
+        await _close(server, client)

@@ -31,6 +31,7 @@ from podium.sfu.rtcp import Pli, Remb, Rtcp
 from podium.sfu.rtp import RtpHeaderView
 from podium.sfu.sources import Source
 from podium.sfu.vp8 import is_vp8_keyframe
+from tests.sfu.test_sdp import AUDIO_LEVEL, MID, codecs, extensions
 
 T = TypeVar("T")
 WAIT_S = 5.0
@@ -368,6 +369,48 @@ async def test_server_offers_a_new_stream_when_the_subscriber_has_no_free_slot()
         assert [(t["user_id"], t["source"], t["mid"]) for t in listed[2]] == [
             (*mic, bob.mid_of("audio"))
         ]
+    finally:
+        await harness.close()
+
+
+def chromium_numbers(sdp: str) -> str:
+    """aiortc's audio offer numbered as Chromium numbers its own: Opus 111, mid 4, audio level 1."""
+    return (
+        sdp.replace("a=extmap:1 " + MID, "a=extmap:4 " + MID)
+        .replace("a=extmap:2 " + AUDIO_LEVEL, "a=extmap:1 " + AUDIO_LEVEL)
+        .replace("UDP/TLS/RTP/SAVPF 96 ", "UDP/TLS/RTP/SAVPF 111 ")
+        .replace("a=rtpmap:96 opus", "a=rtpmap:111 opus")
+    )
+
+
+async def test_the_servers_offer_keeps_the_numbers_the_client_chose() -> None:
+    harness = Harness()
+    try:
+        alice = await harness.client("alice", SPEAKER)
+        alice.pc.addTransceiver(Tone(), direction="sendonly")
+        alice.pc.addTransceiver("audio", direction="recvonly")
+        await alice.connect()
+        await alice.send({"type": "sfu.publish", "source": "microphone"})
+        await alice.send({"type": "sfu.subscribe", "user_ids": "all"})
+
+        # Bob numbers as Chromium does and only sends: alice's tone needs a server offer.
+        bob = await harness.client("bob", SPEAKER)
+        bob.pc.addTransceiver(Tone(), direction="sendonly")
+        await bob.connect(chromium_numbers)
+        await bob.send({"type": "sfu.publish", "source": "microphone"})
+        await bob.expect("sfu.publish_ok")
+        await bob.send({"type": "sfu.subscribe", "user_ids": "all"})
+
+        offer = (await bob.expect("sfu.offer"))["sdp"]
+        assert extensions(offer) == [{MID: 4, AUDIO_LEVEL: 1}] * 2
+        assert [list(table) for table in codecs(offer)] == [[111, 9, 0, 8]] * 2
+        await receive_tone(await bounded(bob.tracks.get()))
+
+        # Bob's own microphone carries on through the renegotiation, to alice.
+        key = "bob/microphone.packets_forwarded"
+        before = harness.call.stats()[key]
+        await eventually(lambda: harness.call.stats()[key] > before + 20)
+        assert harness.call.stats()["bob/microphone.dropped_malformed"] == 0
     finally:
         await harness.close()
 

@@ -31,15 +31,19 @@ from aiortc import (
     RTCRtpCodecParameters,
     RTCRtpReceiver,
     RTCRtpSender,
+    RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpparameters import RTCRtpParameters
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import AnyRtcpPacket, RtcpPsfbPacket, RtcpRtpfbPacket, RtpPacket
+from aiortc.sdp import MediaDescription, SessionDescription
 from av.frame import Frame
 
 from podium.sfu.rtcp import Rtcp, parse_rtcp
+from podium.sfu.sdp import Numbering, renumber
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +81,9 @@ REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
     (RTCDtlsTransport, "_RTCDtlsTransport__tx_packets"),
     (State, "CONNECTED"),
     (RTCIceTransport, "_connection"),
+    (RTCRtpTransceiver, "_codecs"),
+    (RTCRtpTransceiver, "_headerExtensions"),
+    (RTCRtpTransceiver, "_get_mline_index"),
 )
 
 _NEGOTIATED_ATTR: Final = "_podium_parameters"
@@ -447,3 +454,63 @@ class RawSender:
         transport._RTCDtlsTransport__tx_bytes += len(protected)
         transport._RTCDtlsTransport__tx_packets += 1
         return True
+
+
+def renumbered(
+    pc: RTCPeerConnection, description: RTCSessionDescription, numbering: Numbering
+) -> RTCSessionDescription:
+    """`pc.createOffer()`'s or `createAnswer()`'s result in the session's numbers.
+
+    Call it between creating the description and `setLocalDescription`. The SDP
+    is rewritten with `podium.sfu.sdp.renumber`, and each transceiver's
+    `_codecs` and `_headerExtensions` are set to its rewritten m-line's: aiortc
+    builds the parameters its senders and receivers start with from those
+    (`__localRtp`, `__remoteRtp`), and they configure the DTLS transport's
+    header extension map and RTP router, which parse and route incoming packets.
+    (`createOffer` resets them to aiortc's defaults; an answer keeps aiortc's
+    own payload type for a codec the client numbered outside 96-127.)
+    """
+    sdp = renumber(description.sdp, numbering)
+    parsed = SessionDescription.parse(sdp)
+    for transceiver, media in _transceiver_media(pc, parsed):
+        transceiver._codecs = media.rtp.codecs
+        transceiver._headerExtensions = media.rtp.headerExtensions
+    return RTCSessionDescription(sdp, description.type)
+
+
+def adopt_answer(pc: RTCPeerConnection) -> None:
+    """Right after `setRemoteDescription(answer)`: the transceivers use the answer's numbers.
+
+    aiortc recomputes each transceiver's codecs from the answer but keeps its
+    own default payload type for a codec answered outside 96-127, so its sender
+    would not use the number the client expects. Where the answer's codecs are
+    all ones the server's offer listed on that m-line (same payload types, as
+    RFC 3264 asks of an answer), they and the answer's header extensions are
+    used instead; any other answer is left to aiortc. It must run before the
+    connection's `__connect` task (which `setRemoteDescription` schedules) gets
+    to run: call it with no await in between.
+    """
+    offer = SessionDescription.parse(pc.localDescription.sdp)
+    answer = SessionDescription.parse(pc.remoteDescription.sdp)
+    offered = {m.rtp.muxId: m for m in offer.media}
+    for transceiver, media in _transceiver_media(pc, answer):
+        mine = offered.get(media.rtp.muxId)
+        if mine is None or not media.rtp.codecs:
+            continue
+        payload_types = {c.payloadType for c in mine.rtp.codecs}
+        if all(c.payloadType in payload_types for c in media.rtp.codecs):
+            uris = {e.uri for e in mine.rtp.headerExtensions}
+            transceiver._codecs = media.rtp.codecs
+            transceiver._headerExtensions = [e for e in media.rtp.headerExtensions if e.uri in uris]
+
+
+def _transceiver_media(
+    pc: RTCPeerConnection, description: SessionDescription
+) -> list[tuple[RTCRtpTransceiver, MediaDescription]]:
+    """Each audio/video m-line with its transceiver, by m-line index as aiortc itself matches."""
+    by_index = {t._get_mline_index(): t for t in pc.getTransceivers()}
+    return [
+        (by_index[i], media)
+        for i, media in enumerate(description.media)
+        if media.kind in ("audio", "video") and i in by_index
+    ]

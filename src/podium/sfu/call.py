@@ -15,6 +15,12 @@ transceiver is added and the session is told `negotiation_needed()`, so the
 server offers and the client answers (`sfu.answer`). Each slot's mid is
 reported to the session (`track_mids`), which tells the client in `sfu.tracks`.
 
+Numbering: every SDP the server sends (answers, and its own offers) keeps
+the header extension ids and payload types already used with that client
+(`podium.sfu.sdp`). aiortc numbers its offers from its own defaults; Chromium
+refuses an offer that moves an extension id, and would follow changed payload
+types that the publisher's started receivers and taps do not.
+
 Sources are read from m-lines the client sends on, in order: audio is the
 microphone; the first video the camera, the second the screen.
 
@@ -49,8 +55,10 @@ from podium.core.capabilities import Capability
 from podium.sfu.adapter import (
     IdleTrack,
     RawSender,
+    adopt_answer,
     negotiated_codecs,
     peer_connection,
+    renumbered,
     send_pli,
     tap_receiver,
 )
@@ -58,6 +66,7 @@ from podium.sfu.forwarder import Router, SinkParams
 from podium.sfu.messages import StopReason, Track
 from podium.sfu.rtcp import Fir, Nack, Pli, Rtcp
 from podium.sfu.rtp import unwrap_rtx
+from podium.sfu.sdp import Numbering
 from podium.sfu.session import (
     Action,
     AddCandidate,
@@ -130,6 +139,8 @@ class _Participant:
     inbound: dict[Source, _Inbound] = field(default_factory=dict)
     slots: list[_Slot] = field(default_factory=list)
     renegotiate: bool = False
+    #: Header extension ids and payload types used so far with this client.
+    numbering: Numbering = field(default_factory=Numbering)
     #: Slot attachments and PLIs in flight: cancelled when the participant goes.
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -292,7 +303,9 @@ class SfuCall:
                 await self._negotiate(participant, offer)
                 self._report_mids(participant)
             case ApplyAnswer(sdp):
+                participant.numbering.learn(sdp)
                 await participant.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+                adopt_answer(participant.pc)
                 self._report_mids(participant)
             case AddCandidate(candidate):
                 await self._add_candidate(
@@ -306,9 +319,11 @@ class SfuCall:
 
     async def _negotiate(self, participant: _Participant, offer: str | None) -> None:
         pc = participant.pc
+        numbering = participant.numbering
         if offer is None:
-            await pc.setLocalDescription(await pc.createOffer())
+            await pc.setLocalDescription(renumbered(pc, await pc.createOffer(), numbering))
         else:
+            numbering.learn(offer)
             await pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
             directions = {m.rtp.muxId: m.direction for m in SessionDescription.parse(offer).media}
             for transceiver in pc.getTransceivers():
@@ -325,8 +340,10 @@ class SfuCall:
                     logger.warning(
                         "%s: m-line %s left unused", participant.session.user_id, transceiver.mid
                     )
-            await pc.setLocalDescription(await pc.createAnswer())
-        participant.session.local_description(pc.localDescription.sdp)
+            await pc.setLocalDescription(renumbered(pc, await pc.createAnswer(), numbering))
+        local = pc.localDescription.sdp
+        numbering.learn(local)
+        participant.session.local_description(local)
 
     @staticmethod
     async def _add_candidate(

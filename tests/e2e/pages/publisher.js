@@ -37,17 +37,38 @@ const publisher = {
   remoteTracks: [],
   events: [],
   serverOffers: 0,
-  // Per kind: outbound-rtp packetsSent, inbound-rtp packetsReceived and decoded audio samples.
+  // Per kind: outbound-rtp packetsSent, inbound-rtp packetsReceived; decoded audio samples and
+  // their energy (zero for silence).
   async rtpStats() {
-    const totals = { sent: { audio: 0, video: 0 }, received: { audio: 0, video: 0 }, samples: 0 };
+    const totals = {
+      sent: { audio: 0, video: 0 },
+      received: { audio: 0, video: 0 },
+      samples: 0,
+      energy: 0,
+    };
     (await pc.getStats()).forEach((s) => {
       if (s.type === "outbound-rtp") totals.sent[s.kind] += s.packetsSent;
       if (s.type === "inbound-rtp") {
         totals.received[s.kind] += s.packetsReceived;
-        if (s.kind === "audio") totals.samples += s.totalSamplesReceived;
+        if (s.kind === "audio") {
+          totals.samples += s.totalSamplesReceived;
+          totals.energy += s.totalAudioEnergy || 0;
+        }
       }
     });
     return totals;
+  },
+  // Per kind: the payload type and codec the page sends with.
+  async sendCodecs() {
+    const codecs = {};
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type === "outbound-rtp" && s.codecId) {
+        const codec = report.get(s.codecId);
+        codecs[s.kind] = [codec.payloadType, codec.mimeType];
+      }
+    });
+    return codecs;
   },
   // The addresses of the candidate pair ICE selected, as the browser sees them.
   async selectedPair() {
