@@ -1,6 +1,6 @@
 """Podium's SFU against Debian's Janus, side by side in one run: forwarding cost and revoke latency.
 
-    python bench/sfu.py [--subscribers 4,8,16] [--runs K] [--seconds S] [--revokes R]
+    python bench/sfu.py [--subscribers 4,8,16,32] [--runs K] [--seconds S] [--revokes R]
                         [--no-janus] [--janus-event-loops L] [--output PATH]
 
 One publisher sends audio and video (640x480 VP8 at 30 fps, ~1 Mbps, and an Opus
@@ -1474,7 +1474,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="sfu.py", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
     parser.add_argument(
-        "--subscribers", type=parse_subscribers, default=[4, 8, 16], help="N values (4,8,16)"
+        "--subscribers", type=parse_subscribers, default=[4, 8, 16, 32], help="N values (4,8,16,32)"
     )
     parser.add_argument("--runs", type=int, default=2, help="runs, median reported (2)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window per N (10)")

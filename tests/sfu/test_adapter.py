@@ -163,11 +163,14 @@ async def test_raw_sender_forwards_without_decoding() -> None:
         out = adapter.negotiated_codecs(raw.sender)
         pt = out.payload_type("audio/opus")
 
+        sent: list[bytes] = []
+
         def forward(packet: bytes) -> None:
             view = RtpHeaderView(bytearray(packet))
             view.payload_type = pt
             view.ssrc = raw.ssrc
-            raw.send_rtp(bytes(view.buf))
+            sent.append(bytes(view.buf))
+            raw.send_rtp(sent[-1])
 
         tap.forward = forward
         for _ in range(5):
@@ -186,6 +189,15 @@ async def test_raw_sender_forwards_without_decoding() -> None:
         assert inbound[0].packetsReceived > 0
         assert raw.resend(tap.packets[-1])  # a NACK answer
         assert raw.dropped == 0
+
+        # Counts reach aiortc at most COUNTER_FLUSH_S late: exact after the next flush.
+        tap.forward = None
+        await asyncio.sleep(2 * adapter.COUNTER_FLUSH_S)
+        raw.send_rtp(sent[-1])
+        [outbound] = [s for s in (await raw.sender.getStats()).values() if s.type == "outbound-rtp"]
+        assert outbound.packetsSent == len(sent) + 1
+        payloads = [len(p) - RtpHeaderView(bytearray(p)).payload_offset for p in sent]
+        assert outbound.bytesSent == sum(payloads) + payloads[-1]
 
         # A PLI from the subscriber reaches the RawSender's feedback callback.
         await sub_receiver._send_rtcp_pli(raw.ssrc)

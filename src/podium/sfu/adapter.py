@@ -56,6 +56,10 @@ LOOPBACK_ADDRESS: Final = "127.0.0.1"
 #: only assigned in `__init__` are looked up among the names its code uses.
 REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
     (aioice.ice, "get_host_addresses"),
+    (aioice.ice.StunProtocol, "datagram_received"),
+    (aioice.ice.StunProtocol, "receiver"),
+    (aioice.ice.StunProtocol, "local_candidate"),
+    (aioice.ice.Connection, "data_received"),
     (aioice.ice.Connection, "_nominated"),
     (aioice.ice.CandidatePair, "protocol"),
     (aioice.ice.CandidatePair, "remote_addr"),
@@ -88,11 +92,11 @@ REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
 
 _NEGOTIATED_ATTR: Final = "_podium_parameters"
 _RAW_ATTR: Final = "_podium_raw_rtp"
+_DEMUX_ATTR: Final = "_podium_media_demux"
 #: ICE component 1 carries RTP and RTCP (aiortc always multiplexes RTCP).
 _RTP_COMPONENT: Final = 1
 #: Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 _NTP_UNIX_OFFSET: Final = 2_208_988_800
-_U16 = Struct("!H")
 _SEQUENCE_TIMESTAMP = Struct("!HI")
 _loopback_only: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "podium_loopback_only", default=False
@@ -138,6 +142,29 @@ def _install_host_address_hook() -> None:
         aioice.ice.get_host_addresses = _get_host_addresses
 
 
+def _install_media_demux() -> None:
+    """Hand RTP and RTCP datagrams straight to the ICE connection (process-wide, once).
+
+    aioice tries to parse every datagram as STUN and passes it on when that
+    fails with an exception. A first byte of 128-191 is RTP or RTCP and never
+    STUN (RFC 7983), so those skip the attempt: same result, less work per
+    media packet.
+    """
+    protocol = aioice.ice.StunProtocol
+    original = protocol.datagram_received
+    if getattr(original, _DEMUX_ATTR, False):
+        return
+
+    def datagram_received(self: aioice.ice.StunProtocol, data: bytes, addr: Any) -> None:
+        if data and 127 < data[0] < 192:
+            self.receiver.data_received(data, self.local_candidate.component)
+        else:
+            original(self, data, addr)
+
+    setattr(datagram_received, _DEMUX_ATTR, True)
+    setattr(protocol, "datagram_received", datagram_received)  # noqa: B010
+
+
 def peer_connection(
     ice_servers: list[RTCIceServer] | None = None, *, loopback_only: bool = False
 ) -> RTCPeerConnection:
@@ -151,6 +178,7 @@ def peer_connection(
     a wrapper around `aioice.ice.get_host_addresses` reads, so other connections
     are unaffected.
     """
+    _install_media_demux()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers or [])))
     if loopback_only:
         _install_host_address_hook()
@@ -344,6 +372,14 @@ class IdleTrack(MediaStreamTrack):
         return await never
 
 
+#: How often a `RawSender` hands its counters and clocks to aiortc, in seconds.
+COUNTER_FLUSH_S: Final = 0.05
+
+
+def _unattached(*args: object) -> Any:
+    raise RuntimeError("RawSender used before its transport was attached")
+
+
 class RawSender:
     """Send already rewritten RTP through an `RTCRtpSender`, bypassing its encoder.
 
@@ -370,10 +406,15 @@ class RawSender:
         #: Set once negotiation started the sender (`negotiated_codecs` then works).
         self.ready = asyncio.Event()
         self.dropped = 0
-        #: Sequence number and timestamp of the last packet sent, and when (monotonic).
-        self._last: tuple[int, int, float] | None = None
-        self._pair: aioice.ice.CandidatePair | None = None
-        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
+        #: The last packet sent, and when (monotonic).
+        self._last_packet: bytes | None = None
+        self._last_sent_at = 0.0
+        #: Counts not yet handed to aiortc, and when to hand them over next.
+        self._packets = self._octets = self._tx_packets = self._tx_bytes = 0
+        self._flush_at = 0.0
+        self._transport: RTCDtlsTransport | None = None
+        self._protect: Callable[[bytes], bytes] = _unattached
+        self._sendto: Callable[[bytes, tuple[str, int]], None] = _unattached
         self._address: tuple[str, int] = ("", 0)
         _capture_parameters(sender, "send", after=self.ready.set)
         original = sender._handle_rtcp_packet
@@ -403,18 +444,39 @@ class RawSender:
         first = data[0]
         header = 12 + 4 * (first & 0x0F)
         if first & 0x10:
-            header += 4 + 4 * _U16.unpack_from(data, header + 2)[0]
-        padding = data[-1] if first & 0x20 else 0
-        sequence_number, timestamp = _SEQUENCE_TIMESTAMP.unpack_from(data, 2)
-        self._last = sequence_number, timestamp, time.monotonic()
-        now = time.time()
+            header += 4 + 4 * ((data[header + 2] << 8) | data[header + 3])
+        self._packets += 1
+        self._octets += len(data) - header - (data[-1] if first & 0x20 else 0)
+        self._last_packet = data
+        now = self._last_sent_at = time.monotonic()
+        if now >= self._flush_at:
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        """Hand the counts and the last packet's clocks to aiortc (its SRs and stats read them).
+
+        Done at most every `COUNTER_FLUSH_S` rather than per packet: an SR then
+        pairs the NTP and RTP time of one packet sent at most that long ago,
+        which is still a consistent pair.
+        """
+        self._flush_at = now + COUNTER_FLUSH_S
         sender = cast(Any, self.sender)
-        sender._RTCRtpSender__ntp_timestamp = (int(now) + _NTP_UNIX_OFFSET) << 32 | int(
-            (now % 1) * (1 << 32)
-        )
-        sender._RTCRtpSender__rtp_timestamp = timestamp
-        sender._RTCRtpSender__octet_count += len(data) - header - padding
-        sender._RTCRtpSender__packet_count += 1
+        if self._last_packet is not None:
+            wall = time.time()
+            sender._RTCRtpSender__ntp_timestamp = (int(wall) + _NTP_UNIX_OFFSET) << 32 | int(
+                (wall % 1) * (1 << 32)
+            )
+            sender._RTCRtpSender__rtp_timestamp = _SEQUENCE_TIMESTAMP.unpack_from(
+                self._last_packet, 2
+            )[1]
+        sender._RTCRtpSender__octet_count += self._octets
+        sender._RTCRtpSender__packet_count += self._packets
+        self._octets = self._packets = 0
+        if self._transport is not None:
+            transport = cast(Any, self._transport)
+            transport._RTCDtlsTransport__tx_bytes += self._tx_bytes
+            transport._RTCDtlsTransport__tx_packets += self._tx_packets
+        self._tx_bytes = self._tx_packets = 0
 
     def continuation(self, clock_rate: int) -> tuple[int, int] | None:
         """The (sequence number, timestamp) that continue what was sent, None if nothing was.
@@ -422,10 +484,10 @@ class RawSender:
         For the next stream sent on this SSRC: one past the last sequence
         number, and the last timestamp plus the time since, at `clock_rate`.
         """
-        if self._last is None:
+        if self._last_packet is None:
             return None
-        sequence_number, timestamp, sent_at = self._last
-        elapsed = max(1, round((time.monotonic() - sent_at) * clock_rate))
+        sequence_number, timestamp = _SEQUENCE_TIMESTAMP.unpack_from(self._last_packet, 2)
+        elapsed = max(1, round((time.monotonic() - self._last_sent_at) * clock_rate))
         return (sequence_number + 1) % (1 << 16), (timestamp + elapsed) % (1 << 32)
 
     def resend(self, data: bytes) -> bool:
@@ -433,26 +495,38 @@ class RawSender:
         return self._write(data)
 
     def _write(self, data: bytes) -> bool:
-        transport = cast(Any, self.sender.transport)
+        transport = self.sender.transport
         if transport._state is not State.CONNECTED:
             return False
-        pair = transport.transport._connection._nominated.get(_RTP_COMPONENT)
-        if pair is None:
+        if transport is not self._transport and not self._attach(transport):
             return False
         try:
-            protected = transport._tx_srtp.protect(data)
+            protected = self._protect(data)
         except pylibsrtp.Error:
             logger.debug("SRTP protect failed", exc_info=True)
             return False
-        if pair is not self._pair:
-            # What aioice's `StunProtocol.send_data` does, minus the coroutine.
-            self._pair = pair
-            self._sendto = pair.protocol.transport.sendto
-            self._address = pair.remote_addr
-        assert self._sendto is not None
         self._sendto(protected, self._address)
-        transport._RTCDtlsTransport__tx_bytes += len(protected)
-        transport._RTCDtlsTransport__tx_packets += 1
+        self._tx_bytes += len(protected)
+        self._tx_packets += 1
+        return True
+
+    def _attach(self, transport: RTCDtlsTransport) -> bool:
+        """Keep what sending through this connected transport needs, looked up once.
+
+        Its SRTP session and nominated ICE pair do not change while it stays
+        connected (aiortc does no DTLS renegotiation or ICE restart); a new
+        transport (bundling) is attached afresh.
+        """
+        pair = cast(Any, transport).transport._connection._nominated.get(_RTP_COMPONENT)
+        if pair is None:
+            return False
+        if self._transport is not None:
+            self._flush(time.monotonic())
+        self._transport = transport
+        self._protect = cast(Any, transport)._tx_srtp.protect
+        # What aioice's `StunProtocol.send_data` does, minus the coroutine.
+        self._sendto = pair.protocol.transport.sendto
+        self._address = pair.remote_addr
         return True
 
 
