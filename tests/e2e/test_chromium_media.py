@@ -30,8 +30,7 @@ from av import AudioFrame, VideoFrame
 from playwright.async_api import Browser
 
 from tests.e2e.browser import BrowserPage, open_page
-from tests.e2e.clients import Api, Watcher
-from tests.e2e.test_media import MediaClient
+from tests.e2e.clients import Api, MediaClient, Watcher
 from tests.server import ServerProcess
 from tests.sfu.test_call import Tone, bounded
 

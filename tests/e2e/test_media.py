@@ -10,81 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-from aiortc import RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
-
-from podium.sfu import adapter
-from tests.e2e.clients import Api, Frame, Watcher
+from tests.e2e.clients import Api, MediaClient, Watcher, inbound_packets
 from tests.server import ServerProcess
 from tests.sfu.test_call import Tone, bounded, receive_tone
 
 HOST, SPEAKER, LISTENER = "hana", "sami", "lina"
-
-
-class MediaClient:
-    """An aiortc peer connection signalling with `sfu.*` frames over a `Watcher`'s WebSocket."""
-
-    def __init__(self, ws: Watcher, cid: str) -> None:
-        self.ws = ws
-        self.cid = cid
-        self.pc = adapter.peer_connection(loopback_only=True)
-        self.tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
-        self.pc.on("track", self.tracks.put_nowait)
-        self.answered = asyncio.Event()
-        self._seen = 0
-        self._pump = asyncio.get_running_loop().create_task(self._run())
-
-    async def send(self, message: dict[str, Any]) -> None:
-        assert self.ws._ws is not None
-        await self.ws._ws.send(json.dumps({**message, "call_cid": self.cid}))
-
-    def _negotiation(self, frame: Frame) -> bool:
-        return frame["type"] in ("sfu.offer", "sfu.answer") and frame.get("call_cid") == self.cid
-
-    async def _run(self) -> None:
-        while True:
-            frame = await self.ws.wait_for(self._negotiation, start=self._seen, within_s=3600)
-            self._seen = next(
-                i + 1 for i in range(self._seen, len(self.ws.frames)) if self.ws.frames[i] is frame
-            )
-            if frame["type"] == "sfu.answer":
-                await self.pc.setRemoteDescription(RTCSessionDescription(frame["sdp"], "answer"))
-                self.answered.set()
-            else:
-                await self.pc.setRemoteDescription(RTCSessionDescription(frame["sdp"], "offer"))
-                await self.pc.setLocalDescription(await self.pc.createAnswer())
-                await self.send({"type": "sfu.answer", "sdp": self.pc.localDescription.sdp})
-
-    async def connect(self) -> None:
-        await bounded(self.pc.setLocalDescription(await self.pc.createOffer()))
-        await self.send({"type": "sfu.offer", "sdp": self.pc.localDescription.sdp})
-        await bounded(self.answered.wait())
-        candidates = [
-            line for line in self.pc.remoteDescription.sdp.splitlines() if "candidate:" in line
-        ]
-        assert candidates and all(" 127.0.0.1 " in line for line in candidates), candidates
-        deadline = time.monotonic() + 10
-        while self.pc.connectionState != "connected":
-            assert time.monotonic() < deadline, f"not connected: {self.pc.connectionState}"
-            await asyncio.sleep(0.02)
-
-    async def expect(self, kind: str) -> Frame:
-        return await self.ws.wait_for(lambda f: f["type"] == kind and f.get("call_cid") == self.cid)
-
-    async def close(self) -> None:
-        self._pump.cancel()
-        await asyncio.gather(self._pump, return_exceptions=True)
-        await bounded(self.pc.close())
-
-
-async def inbound_packets(pc: Any) -> int:
-    report = await bounded(pc.getStats())
-    return sum(s.packetsReceived for s in report.values() if s.type == "inbound-rtp")
 
 
 async def test_revoking_send_audio_over_http_stops_forwarding(

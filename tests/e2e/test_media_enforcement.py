@@ -1,7 +1,7 @@
 """The SFU inside `podium serve` follows roles and participants, and reports on `/metrics`.
 
 Real server processes, real HTTP/WebSocket clients, aiortc peer connections on
-127.0.0.1 (`MediaClient` from `test_media`). Covers what the revoke test there
+127.0.0.1 (`MediaClient` from `clients`). Covers what the revoke test in `test_media`
 does not: a role change stops a source with reason `role_changed`, a call's
 media session is dropped once its last participant left while `/metrics`
 counters keep their totals, and `join` hands out the configured ICE servers
@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 from podium.services.ice import turn_credentials
-from tests.e2e.clients import Api, Watcher
-from tests.e2e.test_media import MediaClient, inbound_packets
+from tests.e2e.clients import Api, MediaClient, Watcher, inbound_packets
 from tests.server import ServerProcess
 from tests.sfu.test_call import Tone, bounded, receive_tone
 
