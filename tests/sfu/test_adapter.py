@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import RtpPacket
 from av import AudioFrame
 
 from podium.sfu import adapter
@@ -138,6 +139,120 @@ async def test_tap_receiver_gets_opus_without_decoding() -> None:
         assert _decoder_threads() == []
     finally:
         await _close(publisher, sfu)
+
+
+async def test_tap_runs_in_the_datagram_callback_and_skips_frame_assembly() -> None:
+    """Once connected, RTP is handled as the datagram arrives, not by the DTLS receive task.
+
+    The tapped receiver still counts every packet for its receiver reports but
+    never fills aiortc's jitter buffer (only the stopped decoder would read it).
+    """
+    publisher = adapter.peer_connection(loopback_only=True)
+    sfu = adapter.peer_connection(loopback_only=True)
+    tasks: list[asyncio.Task[object] | None] = []
+    try:
+        publisher.addTrack(AudioStreamTrack())
+        tap = _Tap(sfu, wanted=30)
+        inner = tap.on_packet
+
+        def on_packet(packet: bytes, arrival_time_ms: int) -> None:
+            tasks.append(asyncio.current_task())
+            inner(packet, arrival_time_ms)
+
+        tap.on_packet = on_packet  # type: ignore[method-assign]
+        await _signal(publisher, sfu)
+        await _bounded(tap.enough.wait())
+        assert tasks[-20:] == [None] * 20
+
+        assert tap.receiver is not None
+        stats = await tap.receiver.getStats()
+        [inbound] = [s for s in stats.values() if s.type == "inbound-rtp"]
+        assert inbound.packetsReceived >= len(tap.packets) - 1
+        [transport] = [s for s in stats.values() if s.type == "transport"]
+        assert transport.packetsReceived >= len(tap.packets)
+        assert tap.receiver._RTCRtpReceiver__jitter_buffer._origin is None  # type: ignore[attr-defined]
+    finally:
+        await _close(publisher, sfu)
+
+
+async def test_a_handler_that_waits_keeps_packets_in_order() -> None:
+    """Every fourth packet's handling waits: a task finishes it, later packets queue behind."""
+    publisher = adapter.peer_connection(loopback_only=True)
+    sfu = adapter.peer_connection(loopback_only=True)
+    handled: list[int] = []
+    waited: list[int] = []
+    try:
+        publisher.addTrack(AudioStreamTrack())
+        tap = _Tap(sfu, wanted=1000)
+
+        @sfu.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            receiver = _receiver_of(sfu, track)
+            tapped = receiver._handle_rtp_packet
+
+            async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+                await tapped(packet, arrival_time_ms)
+                if packet.sequence_number % 4 == 0:
+                    waited.append(packet.sequence_number)
+                    await asyncio.sleep(0.03)
+                handled.append(packet.sequence_number)
+
+            setattr(receiver, "_handle_rtp_packet", handle)  # noqa: B010
+
+        await _signal(publisher, sfu)
+        await _until(lambda: len(waited) >= 10)
+        assert handled == [(handled[0] + i) % (1 << 16) for i in range(len(handled))]
+        tapped_numbers = [RtpHeaderView(bytearray(p)).sequence_number for p in tap.packets]
+        assert tapped_numbers[: len(handled)] == handled
+    finally:
+        await _close(publisher, sfu)
+
+
+async def test_drive_runs_a_coroutine_to_its_end_or_hands_it_over() -> None:
+    async def ready() -> None:
+        log.append("ready")
+
+    async def waits(future: asyncio.Future[int]) -> None:
+        log.append("before")
+        try:
+            log.append(await future)
+        except ValueError as exc:
+            log.append(str(exc))
+        log.append("after")
+
+    log: list[object] = []
+    assert adapter.drive(ready()) is None
+    assert log == ["ready"]
+
+    loop = asyncio.get_running_loop()
+    for outcome in (7, ValueError("refused")):
+        log.clear()
+        future: asyncio.Future[int] = loop.create_future()
+        resume = adapter.drive(waits(future))
+        assert resume is not None and log == ["before"]
+        task = asyncio.ensure_future(_awaiting(resume))
+        await asyncio.sleep(0)
+        if isinstance(outcome, int):
+            future.set_result(outcome)
+        else:
+            future.set_exception(outcome)
+        await _bounded(task)
+        assert log == ["before", str(outcome) if isinstance(outcome, Exception) else 7, "after"]
+
+    log.clear()
+    future = loop.create_future()
+    resume = adapter.drive(waits(future))
+    assert resume is not None
+    task = asyncio.ensure_future(_awaiting(resume))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await _bounded(task)
+    assert future.cancelled() and log == ["before"]
+
+
+async def _awaiting(awaitable: Awaitable[None]) -> None:
+    await awaitable
 
 
 async def test_raw_sender_forwards_without_decoding() -> None:
