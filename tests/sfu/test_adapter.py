@@ -264,7 +264,7 @@ async def test_raw_sender_forwards_without_decoding() -> None:
     try:
         publisher_rtcp: list[Rtcp] = []
         # As an observer only: the publisher's own track keeps sending.
-        adapter.RawSender(publisher.addTrack(AudioStreamTrack()), publisher_rtcp.extend)
+        adapter.RawSender(publisher.addTrack(AudioStreamTrack()), publisher_rtcp.extend, remb=True)
         await _signal(publisher, sfu_in)
 
         feedback: list[Rtcp] = []

@@ -212,7 +212,7 @@ class MovingBar(VideoStreamTrack):
 def rtcp_observer(sender: Any) -> list[Rtcp]:
     """The RTCP feedback that reaches a client's own sender (its track keeps sending)."""
     feedback: list[Rtcp] = []
-    adapter.RawSender(sender, feedback.extend)
+    adapter.RawSender(sender, feedback.extend, remb=True)
     return feedback
 
 

@@ -48,6 +48,7 @@ from aiortc.rtp import (
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
     RtpPacket,
+    is_rtcp,
     pack_remb_fci,
     unwrap_rtx,
 )
@@ -104,6 +105,7 @@ REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
     (RTCDtlsTransport, "_state"),
     (RTCDtlsTransport, "_tx_srtp"),
     (RTCDtlsTransport, "_rx_srtp"),
+    (RTCDtlsTransport, "_handle_rtcp_data"),
     (RTCDtlsTransport, "_RTCDtlsTransport__rx_bytes"),
     (RTCDtlsTransport, "_RTCDtlsTransport__rx_packets"),
     (RTCDtlsTransport, "_RTCDtlsTransport__tx_bytes"),
@@ -118,6 +120,9 @@ REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
 _NEGOTIATED_ATTR: Final = "_podium_parameters"
 _RAW_ATTR: Final = "_podium_raw_rtp"
 _DEMUX_ATTR: Final = "_podium_media_demux"
+#: RTCP feedback formats the SFU acts on (RFC 4585, RFC 5104): PLI and FIR; generic NACK.
+_KEYFRAME_REQUEST_FORMATS: Final = frozenset({1, 4})
+_GENERIC_NACK_FORMAT: Final = 1
 #: ICE component 1 carries RTP and RTCP (aiortc always multiplexes RTCP).
 _RTP_COMPONENT: Final = 1
 #: Seconds from the NTP epoch (1900) to the Unix epoch (1970).
@@ -310,8 +315,8 @@ def _raw_rtp(transport: RTCDtlsTransport) -> _RawRtp:
     included). The transport's `_handle_rtp_data` is wrapped on the instance to
     keep the bytes while aiortc's own handler parses, routes and delivers the
     packet. That all happens in one call chain before anything can wait, so the
-    receiver's hook reads the bytes of exactly its packet. RTP datagrams then
-    take `_RtpFastPath` instead of the transport's receive task.
+    receiver's hook reads the bytes of exactly its packet. RTP and RTCP
+    datagrams then take `_SrtpFastPath` instead of the transport's receive task.
     """
     raw = getattr(transport, _RAW_ATTR, None)
     if isinstance(raw, _RawRtp):
@@ -328,7 +333,7 @@ def _raw_rtp(transport: RTCDtlsTransport) -> _RawRtp:
 
     setattr(transport, _RAW_ATTR, raw)
     setattr(transport, "_handle_rtp_data", handle_rtp_data)  # noqa: B010
-    _RtpFastPath(transport, raw, original)
+    _SrtpFastPath(transport, raw, original)
     return raw
 
 
@@ -379,19 +384,19 @@ def drive(coro: Coroutine[Any, Any, None]) -> _Resume | None:
     return _Resume(coro, yielded)
 
 
-class _RtpFastPath:
-    """SRTP RTP datagrams of one connected DTLS transport, handled as they arrive.
+class _SrtpFastPath:
+    """SRTP and SRTCP datagrams of one connected DTLS transport, handled as they arrive.
 
     aioice queues every datagram for the transport's receive task, which takes
     it off the queue and awaits through several coroutines per packet. This
-    replaces the ICE connection's `data_received` on the instance: an RTP
-    datagram (RFC 7983 first byte 128-191, second byte not 192-223, i.e. not
-    RTCP) arriving while the transport is connected and nothing is queued is
-    counted, unprotected and handed to aiortc's `_handle_rtp_data` right there,
-    exactly as the receive task would (`_recv_next`). Everything else (DTLS,
-    RTCP, STUN, before connection) goes to the queue as before. If a handler
-    ever does wait, a task finishes it and the RTP arriving meanwhile waits in
-    `_backlog` behind it, so packets keep their order.
+    replaces the ICE connection's `data_received` on the instance: an RTP or
+    RTCP datagram (RFC 7983 first byte 128-191) arriving while the transport
+    is connected and nothing is queued is counted, unprotected and handed to
+    aiortc's `_handle_rtp_data` or `_handle_rtcp_data` right there, exactly as
+    the receive task would (`_recv_next`). Everything else (DTLS, STUN, before
+    connection) goes to the queue as before. If a handler ever does wait, a
+    task finishes it and the packets arriving meanwhile wait in `_backlog`
+    behind it, so they keep their order.
     """
 
     __slots__ = ("_backlog", "_handle", "_queue", "_queued", "_raw", "_task", "_transport")
@@ -417,7 +422,6 @@ class _RtpFastPath:
             component != _RTP_COMPONENT
             or len(data) < 12
             or not 127 < data[0] < 192
-            or 191 < data[1] < 224
             or not self._queue.empty()
             or self._transport._state is not State.CONNECTED
             or self._transport._rx_srtp is None
@@ -432,10 +436,21 @@ class _RtpFastPath:
                 self._task = asyncio.get_running_loop().create_task(self._finish(resume))
 
     def _receive(self, data: bytes) -> _Resume | None:
-        """What aiortc's `_recv_next` does with an SRTP RTP datagram, up to the first wait."""
+        """What aiortc's `_recv_next` does with an SRTP or SRTCP datagram, up to the first wait."""
         transport = self._transport
         transport._RTCDtlsTransport__rx_bytes += len(data)
         transport._RTCDtlsTransport__rx_packets += 1
+        if is_rtcp(data):
+            try:
+                rtcp = transport._rx_srtp.unprotect_rtcp(data)
+            except pylibsrtp.Error as exc:
+                logger.debug("SRTCP unprotect failed: %s", exc)
+                return None
+            try:
+                return drive(transport._handle_rtcp_data(rtcp))
+            except Exception:
+                logger.exception("RTCP handling failed")
+                return None
         # aiortc's `clock.current_ms()` (milliseconds since 1900), without datetimes.
         arrival_time_ms = int((time.time() + _NTP_UNIX_OFFSET) * 1000)
         try:
@@ -617,16 +632,23 @@ class RawSender:
     sent bytes and packets. A packet sent before the transport is connected,
     or after it closed, is dropped and counted in `dropped`.
 
-    RTCP feedback routed to this sender (PLI, FIR, NACK, REMB) is parsed with
-    `podium.sfu.rtcp.parse_rtcp` and given to `on_feedback`; aiortc's own handler
-    still runs (RTT and stats; its NACK/PLI handling finds nothing to do).
+    RTCP feedback routed to this sender that the SFU acts on (PLI, FIR, NACK;
+    REMB too with `remb=True`) is parsed with `podium.sfu.rtcp.parse_rtcp` and
+    given to `on_feedback`; aiortc's own handler still runs (RTT and stats; its
+    NACK/PLI handling finds nothing to do).
     """
 
     def __init__(
-        self, sender: RTCRtpSender, on_feedback: Callable[[list[Rtcp]], None] | None = None
+        self,
+        sender: RTCRtpSender,
+        on_feedback: Callable[[list[Rtcp]], None] | None = None,
+        *,
+        remb: bool = False,
     ) -> None:
         self.sender = sender
         self.on_feedback = on_feedback
+        #: Also hand REMB to `on_feedback` (the SFU itself does not use subscribers' REMB).
+        self.remb = remb
         #: Set once negotiation started the sender (`negotiated_codecs` then works).
         self.ready = asyncio.Event()
         self.dropped = 0
@@ -644,8 +666,16 @@ class RawSender:
         original = sender._handle_rtcp_packet
 
         async def handle_rtcp_packet(packet: AnyRtcpPacket) -> None:
-            if self.on_feedback is not None and isinstance(
-                packet, RtcpPsfbPacket | RtcpRtpfbPacket
+            # Only what the SFU acts on: REMB and the rest are left to aiortc, unparsed here.
+            if self.on_feedback is not None and (
+                (
+                    isinstance(packet, RtcpPsfbPacket)
+                    and (
+                        packet.fmt in _KEYFRAME_REQUEST_FORMATS
+                        or (self.remb and packet.fmt == RTCP_PSFB_APP)
+                    )
+                )
+                or (isinstance(packet, RtcpRtpfbPacket) and packet.fmt == _GENERIC_NACK_FORMAT)
             ):
                 try:
                     self.on_feedback(parse_rtcp(bytes(packet)))
@@ -747,6 +777,8 @@ class RawSender:
         if self._transport is not None:
             self._flush(time.monotonic())
         self._transport = transport
+        # Subscribers' RTCP (NACK, PLI, receiver reports) skips the receive task too.
+        _raw_rtp(transport)
         self._protect = cast(Any, transport)._tx_srtp.protect
         # What aioice's `StunProtocol.send_data` does, minus the coroutine.
         self._sendto = pair.protocol.transport.sendto
