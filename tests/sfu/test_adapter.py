@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import aioice
 import aiortc
+import pylibsrtp
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
@@ -44,11 +45,15 @@ def test_hooks_present() -> None:
 
 def test_check_hooks_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aiortc, "__version__", "9.9.9")
-    with pytest.raises(RuntimeError, match=r"aiortc==1\.16\.0 .*installed: aiortc 9\.9\.9"):
+    with pytest.raises(RuntimeError, match=r"aiortc==1\.16\.0, .*installed: aiortc 9\.9\.9"):
         adapter.check_hooks()
     monkeypatch.undo()
     monkeypatch.setattr(aioice, "__version__", "9.9.9")
     with pytest.raises(RuntimeError, match=r"aioice==0\.13\.0 .*aioice 9\.9\.9"):
+        adapter.check_hooks()
+    monkeypatch.undo()
+    monkeypatch.setattr(pylibsrtp, "__version__", "9.9.9")
+    with pytest.raises(RuntimeError, match=r"pylibsrtp==1\.0\.0 .*pylibsrtp 9\.9\.9"):
         adapter.check_hooks()
     monkeypatch.undo()
     monkeypatch.delattr(RTCRtpReceiver, "_handle_rtp_packet")
@@ -285,7 +290,7 @@ async def test_raw_sender_forwards_without_decoding() -> None:
             view.payload_type = pt
             view.ssrc = raw.ssrc
             sent.append(bytes(view.buf))
-            raw.send_rtp(sent[-1])
+            _send(raw, sent[-1])
 
         tap.forward = forward
         for _ in range(5):
@@ -308,7 +313,7 @@ async def test_raw_sender_forwards_without_decoding() -> None:
         # Counts reach aiortc at most COUNTER_FLUSH_S late: exact after the next flush.
         tap.forward = None
         await asyncio.sleep(2 * adapter.COUNTER_FLUSH_S)
-        raw.send_rtp(sent[-1])
+        _send(raw, sent[-1])
         [outbound] = [s for s in (await raw.sender.getStats()).values() if s.type == "outbound-rtp"]
         assert outbound.packetsSent == len(sent) + 1
         payloads = [len(p) - RtpHeaderView(bytearray(p)).payload_offset for p in sent]
@@ -334,11 +339,17 @@ async def test_raw_sender_drops_until_connected() -> None:
     pc = adapter.peer_connection(loopback_only=True)
     try:
         raw = adapter.RawSender(pc.addTrack(adapter.IdleTrack("audio")))
-        raw.send_rtp(bytes(12))
+        _send(raw, b"\x80" + bytes(11))
         assert not raw.resend(bytes(12))
         assert raw.dropped == 1
     finally:
         await _close(pc)
+
+
+def _send(raw: adapter.RawSender, packet: bytes) -> None:
+    """What a forwarder does: the packet into the sender's buffer, then `send`."""
+    raw.buffer[: len(packet)] = packet
+    raw.send(len(packet), len(packet) - RtpHeaderView(bytearray(packet)).payload_offset)
 
 
 async def _until(condition: Callable[[], bool]) -> None:

@@ -528,15 +528,15 @@ async def test_extensions_nacks_keyframe_requests_and_remb_cross_the_sfu(
         raw = None if camera is None else camera.sink("bob")
         assert isinstance(raw, adapter.RawSender)
         lost: list[int] = []
-        send_rtp = raw.send_rtp
+        send = raw.send
 
-        def lose_one(data: bytes) -> None:
+        def lose_one(length: int, payload_size: int) -> None:
             if lost:
-                send_rtp(data)
+                send(length, payload_size)
             else:
-                lost.append(RtpHeaderView(bytearray(data)).sequence_number)
+                lost.append(RtpHeaderView(bytearray(raw.buffer[:length])).sequence_number)
 
-        monkeypatch.setattr(raw, "send_rtp", lose_one)
+        monkeypatch.setattr(raw, "send", lose_one)
         await eventually(
             lambda: (
                 bool(lost) and lost[0] in {v.sequence_number for v in views(bob.packets["video"])}

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podium.sfu.forwarder import Forwarder, Router, SinkParams
+from podium.sfu.rtp import MAX_PACKET_SIZE
 from podium.sfu.sources import Source
 from tests.sfu import PROPERTY_SETTINGS
 
@@ -48,12 +49,16 @@ def payload(data: bytes) -> bytes:
 
 
 class FakeSink:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
+    """Keeps what the forwarder wrote into its buffer, as each `send` found it."""
 
-    def send_rtp(self, data: bytes) -> None:
-        assert type(data) is bytes
-        self.sent.append(data)
+    def __init__(self, size: int = MAX_PACKET_SIZE) -> None:
+        self.buffer = memoryview(bytearray(size))
+        self.sent: list[bytes] = []
+        self.payload_sizes: list[int] = []
+
+    def send(self, length: int, payload_size: int) -> None:
+        self.sent.append(bytes(self.buffer[:length]))
+        self.payload_sizes.append(payload_size)
 
     @property
     def seqs(self) -> list[int]:
@@ -260,7 +265,23 @@ def test_malformed_packets_are_dropped_and_counted() -> None:
     overrun = rtp(2, 0, KEYFRAME)
     overrun[22] = 0x5F  # extension id 5 claims 16 bytes inside an 8-byte block
     forwarder.on_rtp(overrun, now=0)
-    assert forwarder.dropped_malformed == 3 and not sinks["a"].sent
+    forwarder.on_rtp(rtp(3, 0, KEYFRAME + bytes(MAX_PACKET_SIZE)), now=0)  # over any MTU
+    assert forwarder.dropped_malformed == 4 and not sinks["a"].sent
+
+
+def test_the_largest_packet_fits_and_its_payload_size_is_reported() -> None:
+    forwarder, sinks = video("a")
+    forwarder.open_gate()
+    packet = rtp(1, 0, KEYFRAME)
+    packet += bytes(MAX_PACKET_SIZE - len(packet))
+    forwarder.on_rtp(packet, now=0)
+    assert [len(d) for d in sinks["a"].sent] == [MAX_PACKET_SIZE]
+    assert sinks["a"].payload_sizes == [MAX_PACKET_SIZE - 24]
+
+
+def test_a_sink_whose_buffer_cannot_hold_a_packet_is_refused() -> None:
+    with pytest.raises(ValueError, match="buffer"):
+        Forwarder(Source.CAMERA).add_sink("a", FakeSink(MAX_PACKET_SIZE - 1), A)
 
 
 def test_a_participant_never_receives_its_own_media() -> None:

@@ -2,17 +2,19 @@
 
 The SFU forwards RTP without decoding: incoming packets are taken, as the
 decrypted bytes, from each DTLS transport before aiortc decodes them, and
-outgoing packets are SRTP-protected and written to the nominated ICE pair's
-socket synchronously. Every private attribute this needs is listed in
-`REQUIRED_HOOKS`; `check_hooks()` fails loudly when one disappears (or aiortc
-or aioice is not the version this was written against), and a test calls it,
-so upgrading either cannot silently break forwarding.
+outgoing packets are SRTP-protected (calling libsrtp through pylibsrtp's
+binding, in a buffer the forwarder writes into) and written to the nominated
+ICE pair's socket synchronously. Every private attribute this needs is listed
+in `REQUIRED_HOOKS`; `check_hooks()` fails loudly when one disappears (or
+aiortc, aioice or pylibsrtp is not the version this was written against), and
+a test calls it, so upgrading any of them cannot silently break forwarding.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib
 import logging
 import time
 from collections import deque
@@ -56,6 +58,7 @@ from aiortc.sdp import MediaDescription, SessionDescription
 from av.frame import Frame
 
 from podium.sfu.rtcp import Rtcp, parse_rtcp
+from podium.sfu.rtp import MAX_PACKET_SIZE
 from podium.sfu.sdp import Numbering, renumber
 
 logger = logging.getLogger(__name__)
@@ -63,12 +66,21 @@ logger = logging.getLogger(__name__)
 PINNED_AIORTC_VERSION: Final = "1.16.0"
 #: aiortc's ICE library; the send path reads its nominated candidate pair.
 PINNED_AIOICE_VERSION: Final = "0.13.0"
+#: aiortc's SRTP library; the send path calls its libsrtp binding directly.
+PINNED_PYLIBSRTP_VERSION: Final = "1.0.0"
 LOOPBACK_ADDRESS: Final = "127.0.0.1"
+
+#: pylibsrtp's cffi binding of libsrtp (untyped).
+_binding: Final[Any] = importlib.import_module("pylibsrtp._binding")
 
 #: (owner, attribute) pairs used below. Name-mangled instance attributes that are
 #: only assigned in `__init__` are looked up among the names its code uses.
 REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
     (aioice.ice, "get_host_addresses"),
+    (pylibsrtp, "SRTP_MAX_TRAILER_LEN"),
+    (pylibsrtp.Session, "_srtp"),
+    (_binding, "ffi"),
+    (_binding.lib, "srtp_protect"),
     (aioice.ice.StunProtocol, "datagram_received"),
     (aioice.ice.StunProtocol, "receiver"),
     (aioice.ice.StunProtocol, "local_candidate"),
@@ -143,18 +155,21 @@ def _hook_present(owner: object, name: str) -> bool:
 
 
 def check_hooks() -> None:
-    """Raise `RuntimeError` naming every missing hook, or if aiortc/aioice are not pinned ones."""
+    """Raise `RuntimeError` naming every missing hook, or if aiortc, aioice or pylibsrtp
+    is not the pinned version."""
     missing = [
         f"{getattr(owner, '__qualname__', getattr(owner, '__name__', owner))}.{name}"
         for owner, name in REQUIRED_HOOKS
         if not _hook_present(owner, name)
     ]
-    installed = (aiortc.__version__, aioice.__version__)
-    if missing or installed != (PINNED_AIORTC_VERSION, PINNED_AIOICE_VERSION):
+    installed = (aiortc.__version__, aioice.__version__, pylibsrtp.__version__)
+    pinned = (PINNED_AIORTC_VERSION, PINNED_AIOICE_VERSION, PINNED_PYLIBSRTP_VERSION)
+    if missing or installed != pinned:
         raise RuntimeError(
-            f"podium.sfu.adapter needs aiortc=={PINNED_AIORTC_VERSION} and "
-            f"aioice=={PINNED_AIOICE_VERSION} (installed: aiortc {installed[0]}, "
-            f"aioice {installed[1]}); missing private hooks: {', '.join(missing) or 'none'}"
+            f"podium.sfu.adapter needs aiortc=={pinned[0]}, aioice=={pinned[1]} and "
+            f"pylibsrtp=={pinned[2]} (installed: aiortc {installed[0]}, aioice "
+            f"{installed[1]}, pylibsrtp {installed[2]}); missing private hooks: "
+            f"{', '.join(missing) or 'none'}"
         )
 
 
@@ -619,18 +634,24 @@ def _unattached(*args: object) -> Any:
     raise RuntimeError("RawSender used before its transport was attached")
 
 
+_ffi: Final[Any] = _binding.ffi
+_srtp_protect: Final[Callable[[Any, Any, Any], int]] = _binding.lib.srtp_protect
+
+
 class RawSender:
     """Send already rewritten RTP through an `RTCRtpSender`, bypassing its encoder.
 
     The sender's track must be an `IdleTrack` (added with `addTrack` before
-    negotiation). `send_rtp` is synchronous: it protects the packet with the
-    DTLS transport's SRTP session and writes it to the nominated ICE pair's
-    datagram transport, as aiortc's `_send_rtp` and aioice's `send_data` would
-    do behind two awaits (neither of which ever waits in practice). aiortc's
-    counters stay right: the sender's packet/octet counts and last NTP/RTP
-    timestamps (so its RTCP sender reports make sense) and the transport's
-    sent bytes and packets. A packet sent before the transport is connected,
-    or after it closed, is dropped and counted in `dropped`.
+    negotiation). It is a forwarder `Sink`: the packet is written into
+    `buffer`, and `send` protects it there with the DTLS transport's SRTP
+    session (libsrtp called directly, as pylibsrtp does behind a copy in and a
+    copy out) and writes it to the nominated ICE pair's datagram transport, as
+    aiortc's `_send_rtp` and aioice's `send_data` would do behind two awaits
+    (neither of which ever waits in practice). aiortc's counters stay right:
+    the sender's packet/octet counts and last NTP/RTP timestamps (so its RTCP
+    sender reports make sense) and the transport's sent bytes and packets. A
+    packet sent before the transport is connected, or after it closed, is
+    dropped and counted in `dropped`.
 
     RTCP feedback routed to this sender that the SFU acts on (PLI, FIR, NACK;
     REMB too with `remb=True`) is parsed with `podium.sfu.rtcp.parse_rtcp` and
@@ -652,15 +673,23 @@ class RawSender:
         #: Set once negotiation started the sender (`negotiated_codecs` then works).
         self.ready = asyncio.Event()
         self.dropped = 0
-        #: The last packet sent, and when (monotonic).
-        self._last_packet: bytes | None = None
+        # libsrtp protects in place and appends its trailer after the packet.
+        self._cdata = _ffi.new("char[]", MAX_PACKET_SIZE + pylibsrtp.SRTP_MAX_TRAILER_LEN)
+        self._memory = memoryview(_ffi.buffer(self._cdata))
+        #: Where the packet to `send` is written: it then holds the last packet sent.
+        self.buffer = self._memory[:MAX_PACKET_SIZE]
+        self._length = _ffi.new("int *")
+        #: When the last packet was sent (monotonic), 0 before the first.
         self._last_sent_at = 0.0
         #: Counts not yet handed to aiortc, and when to hand them over next.
         self._packets = self._octets = self._tx_packets = self._tx_bytes = 0
         self._flush_at = 0.0
         self._transport: RTCDtlsTransport | None = None
+        #: The transport's SRTP session (kept alive here) and its libsrtp context.
+        self._session: Any = None
+        self._srtp: Any = None
         self._protect: Callable[[bytes], bytes] = _unattached
-        self._sendto: Callable[[bytes, tuple[str, int]], None] = _unattached
+        self._sendto: Callable[[bytes | memoryview, tuple[str, int]], None] = _unattached
         self._address: tuple[str, int] = ("", 0)
         _capture_parameters(sender, "send", after=self.ready.set)
         original = sender._handle_rtcp_packet
@@ -690,18 +719,30 @@ class RawSender:
         """The SSRC aiortc signalled for this sender: rewrite packets to it."""
         return int(self.sender._ssrc)
 
-    def send_rtp(self, data: bytes) -> None:
-        """Send one rewritten RTP packet now, counting it as aiortc's send loop would."""
-        if not self._write(data):
+    def send(self, length: int, payload_size: int) -> None:
+        """Send the `length`-byte packet in `buffer` now, counting it as aiortc's send loop would.
+
+        `payload_size` is its payload's size (header and padding excluded), for
+        the sender's octet count.
+        """
+        transport = self.sender.transport
+        attached = transport is self._transport and transport._state is State.CONNECTED
+        if not attached and not self._connected():
             self.dropped += 1
             return
-        first = data[0]
-        header = 12 + 4 * (first & 0x0F)
-        if first & 0x10:
-            header += 4 + 4 * ((data[header + 2] << 8) | data[header + 3])
+        size = self._length
+        size[0] = length
+        status = _srtp_protect(self._srtp, self._cdata, size)
+        if status:
+            logger.debug("SRTP protect failed: libsrtp status %d", status)
+            self.dropped += 1
+            return
+        protected = size[0]
+        self._sendto(self._memory[:protected], self._address)
+        self._tx_bytes += protected
+        self._tx_packets += 1
         self._packets += 1
-        self._octets += len(data) - header - (data[-1] if first & 0x20 else 0)
-        self._last_packet = data
+        self._octets += payload_size
         now = self._last_sent_at = time.monotonic()
         if now >= self._flush_at:
             self._flush(now)
@@ -715,14 +756,13 @@ class RawSender:
         """
         self._flush_at = now + COUNTER_FLUSH_S
         sender = cast(Any, self.sender)
-        if self._last_packet is not None:
+        if self._last_sent_at:
             wall = time.time()
             sender._RTCRtpSender__ntp_timestamp = (int(wall) + _NTP_UNIX_OFFSET) << 32 | int(
                 (wall % 1) * (1 << 32)
             )
-            sender._RTCRtpSender__rtp_timestamp = _SEQUENCE_TIMESTAMP.unpack_from(
-                self._last_packet, 2
-            )[1]
+            # SRTP leaves the header as it was: the buffer still holds the last packet's.
+            sender._RTCRtpSender__rtp_timestamp = _SEQUENCE_TIMESTAMP.unpack_from(self.buffer, 2)[1]
         sender._RTCRtpSender__octet_count += self._octets
         sender._RTCRtpSender__packet_count += self._packets
         self._octets = self._packets = 0
@@ -738,31 +778,35 @@ class RawSender:
         For the next stream sent on this SSRC: one past the last sequence
         number, and the last timestamp plus the time since, at `clock_rate`.
         """
-        if self._last_packet is None:
+        if not self._last_sent_at:
             return None
-        sequence_number, timestamp = _SEQUENCE_TIMESTAMP.unpack_from(self._last_packet, 2)
+        sequence_number, timestamp = _SEQUENCE_TIMESTAMP.unpack_from(self.buffer, 2)
         elapsed = max(1, round((time.monotonic() - self._last_sent_at) * clock_rate))
         return (sequence_number + 1) % (1 << 16), (timestamp + elapsed) % (1 << 32)
 
     def resend(self, data: bytes) -> bool:
-        """Send a packet again (a NACK answer); like aiortc's retransmissions, not counted."""
-        return self._write(data)
+        """Send a packet again (a NACK answer); like aiortc's retransmissions, not counted.
 
-    def _write(self, data: bytes) -> bool:
-        transport = self.sender.transport
-        if transport._state is not State.CONNECTED:
-            return False
-        if transport is not self._transport and not self._attach(transport):
+        It goes through pylibsrtp's own buffer, so `buffer` keeps the last packet sent.
+        """
+        if not self._connected():
             return False
         try:
             protected = self._protect(data)
-        except pylibsrtp.Error:
+        except (pylibsrtp.Error, ValueError):
             logger.debug("SRTP protect failed", exc_info=True)
             return False
         self._sendto(protected, self._address)
         self._tx_bytes += len(protected)
         self._tx_packets += 1
         return True
+
+    def _connected(self) -> bool:
+        """Whether the sender's transport is connected, attaching to it if it is new."""
+        transport = self.sender.transport
+        if transport._state is not State.CONNECTED:
+            return False
+        return transport is self._transport or self._attach(transport)
 
     def _attach(self, transport: RTCDtlsTransport) -> bool:
         """Keep what sending through this connected transport needs, looked up once.
@@ -779,7 +823,9 @@ class RawSender:
         self._transport = transport
         # Subscribers' RTCP (NACK, PLI, receiver reports) skips the receive task too.
         _raw_rtp(transport)
-        self._protect = cast(Any, transport)._tx_srtp.protect
+        session = self._session = cast(Any, transport)._tx_srtp
+        self._srtp = session._srtp[0]
+        self._protect = session.protect
         # What aioice's `StunProtocol.send_data` does, minus the coroutine.
         self._sendto = pair.protocol.transport.sendto
         self._address = pair.remote_addr

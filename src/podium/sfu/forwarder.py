@@ -1,9 +1,10 @@
 """Forwarding one publisher's source to its subscribers, with no I/O.
 
 The adapter hands every decrypted RTP packet of a published source to its
-`Forwarder`; the forwarder copies it once per subscriber, rewrites the copy's
-header in place for that subscriber's negotiated stream and passes it to the
-subscriber's `Sink`. The gate (spec §4) is a flag checked on every packet, so
+`Forwarder`; the forwarder copies it once per subscriber, straight into that
+subscriber's `Sink` buffer (the memory SRTP then protects in place), rewrites
+the copy's header there for the subscriber's negotiated stream and has the
+sink send it. The gate (spec §4) is a flag checked on every packet, so
 closing it stops media at once. After a video gate reopens, each subscriber
 resumes at a keyframe with no sequence gap, so its decoder never sees a hole.
 """
@@ -19,8 +20,10 @@ from typing import Protocol
 from podium.sfu.rtcp import DEFAULT_KEYFRAME_INTERVAL_S, KeyframeRequestLimiter
 from podium.sfu.rtp import (
     DEFAULT_CACHE_SIZE,
+    MAX_PACKET_SIZE,
     SEQUENCE_MODULO,
     TIMESTAMP_MODULO,
+    ExtensionLayout,
     PacketCache,
     RtpHeaderView,
     SequenceRewriter,
@@ -36,10 +39,16 @@ _REWRITTEN_FIELDS = Struct("!BHII")
 class Sink(Protocol):
     """A subscriber's outgoing stream for one source.
 
-    `send_rtp` must not block: it runs inside the publisher's packet loop.
+    The forwarder writes each packet for this subscriber into `buffer` (its
+    own, at least `MAX_PACKET_SIZE` bytes, the same object for the sink's
+    life), then calls `send` with the packet's length and payload size. `send`
+    must not block: it runs inside the publisher's packet loop.
     """
 
-    def send_rtp(self, data: bytes) -> None: ...
+    @property
+    def buffer(self) -> memoryview: ...
+
+    def send(self, length: int, payload_size: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,18 +75,56 @@ class SinkParams:
             raise ValueError(f"clock rate {self.clock_rate} is not positive")
 
 
-class _SinkState:
-    """One subscriber's rewriting state: numbering, cache, and whether it must resume."""
+def _write_rewritten(
+    buf: bytearray | memoryview,
+    packet: bytearray,
+    params: SinkParams,
+    sequence_number: int,
+    timestamp: int,
+    layout: ExtensionLayout,
+) -> None:
+    """Copy `packet` to the start of `buf` as sent to one subscriber (`layout` is the packet's)."""
+    buf[: len(packet)] = packet
+    _REWRITTEN_FIELDS.pack_into(
+        buf, 1, (packet[1] & 0x80) | params.payload_type, sequence_number, timestamp, params.ssrc
+    )
+    if layout.elements:
+        layout.rewrite_ids(buf, params.extension_ids)
 
-    __slots__ = ("cache", "last_sent_at", "params", "resume", "rewriter", "sink")
+
+class _SinkState:
+    """One subscriber's rewriting state: numbering, cache, and whether it must resume.
+
+    The cache holds (publisher's packet, output timestamp) by output sequence
+    number: a NACK answer is rewritten again from those, so forwarding itself
+    makes no copy but the one into the sink's buffer.
+    """
+
+    __slots__ = (
+        "buffer",
+        "cache",
+        "last_sent_at",
+        "params",
+        "payload_type",
+        "resume",
+        "rewriter",
+        "sink",
+        "ssrc",
+    )
 
     def __init__(
         self, sink: Sink, params: SinkParams, rewriter: SequenceRewriter, size: int
     ) -> None:
         self.sink = sink
+        self.buffer = sink.buffer
+        if len(self.buffer) < MAX_PACKET_SIZE:
+            raise ValueError(f"a sink's buffer must hold {MAX_PACKET_SIZE} bytes")
         self.params = params
+        # Copied out of `params`: read for every packet.
+        self.payload_type = params.payload_type
+        self.ssrc = params.ssrc
         self.rewriter = rewriter
-        self.cache = PacketCache(size)
+        self.cache: PacketCache[tuple[bytearray, int]] = PacketCache(size)
         #: The next forwarded packet starts a new run; for video it must be a keyframe.
         self.resume = True
         self.last_sent_at: float | None = None
@@ -111,8 +158,10 @@ class Forwarder:
         # RFC 3550 §5.1: random initial sequence numbers and timestamps per stream.
         self._rng = rng or random.Random()
         self._sinks: dict[str, _SinkState] = {}
-        # A snapshot, so a sink removed from inside `send_rtp` does not break the loop.
+        # Snapshots, so a sink removed from inside `send` does not break the loop.
         self._sink_list: tuple[_SinkState, ...] = ()
+        #: The sinks grouped by their header-extension mapping, which is applied once per group.
+        self._groups: tuple[tuple[Mapping[int, int], tuple[_SinkState, ...]], ...] = ()
 
     # Subscribers.
 
@@ -130,11 +179,18 @@ class Forwarder:
             start = self._rng.randrange(SEQUENCE_MODULO), self._rng.randrange(TIMESTAMP_MODULO)
         rewriter = SequenceRewriter(*start)
         self._sinks[key] = _SinkState(sink, params, rewriter, self._cache_size)
-        self._sink_list = tuple(self._sinks.values())
+        self._regroup()
 
     def remove_sink(self, key: str) -> None:
         if self._sinks.pop(key, None) is not None:
-            self._sink_list = tuple(self._sinks.values())
+            self._regroup()
+
+    def _regroup(self) -> None:
+        self._sink_list = tuple(self._sinks.values())
+        groups: dict[tuple[tuple[int, int], ...], list[_SinkState]] = {}
+        for state in self._sink_list:
+            groups.setdefault(tuple(sorted(state.params.extension_ids.items())), []).append(state)
+        self._groups = tuple((dict(key), tuple(states)) for key, states in groups.items())
 
     @property
     def sink_keys(self) -> frozenset[str]:
@@ -166,11 +222,18 @@ class Forwarder:
     # Media.
 
     def on_rtp(self, packet: bytearray, now: float) -> None:
-        """Forward one packet from the publisher; `packet` itself is left unchanged."""
+        """Forward one packet from the publisher.
+
+        `packet` itself is left unchanged, and must stay so: the NACK caches
+        keep it to rewrite it again for a retransmission.
+        """
         if not self.gate_open:
             self.dropped_at_gate += 1
             return
+        size = len(packet)
         try:
+            if size > MAX_PACKET_SIZE:
+                raise ValueError(f"RTP packet of {size} bytes is over {MAX_PACKET_SIZE}")
             view = RtpHeaderView(packet)
             # Checked once here, so no sink's rewrite can fail halfway through the sinks.
             layout = view.extension_layout()
@@ -184,31 +247,36 @@ class Forwarder:
             self._limiter.keyframe_received(self.source)
         sequence_number = view.sequence_number
         timestamp = view.timestamp
+        payload_size = view.payload_end - view.payload_offset
         marker = packet[1] & 0x80
-        elements = layout.elements
-        for state in self._sink_list:
-            if state.resume:
-                if self.is_video and not keyframe:
+        sent = 0
+        for extension_ids, states in self._groups:
+            source = packet
+            if layout.elements:
+                source = bytearray(packet)
+                layout.rewrite_ids(source, extension_ids)
+            for state in states:
+                if state.resume:
+                    if self.is_video and not keyframe:
+                        continue
+                    state.rewriter.start_new_run(self._elapsed_ticks(state, now))
+                    state.resume = False
+                mapped = state.rewriter.rewrite(sequence_number, timestamp)
+                if mapped is None:
                     continue
-                state.rewriter.start_new_run(self._elapsed_ticks(state, now))
-                state.resume = False
-            mapped = state.rewriter.rewrite(sequence_number, timestamp)
-            if mapped is None:
-                continue
-            params = state.params
-            out = bytearray(packet)
-            _REWRITTEN_FIELDS.pack_into(
-                out, 1, marker | params.payload_type, mapped[0], mapped[1], params.ssrc
-            )
-            if elements:
-                layout.rewrite_ids(out, params.extension_ids)
-            # Frozen as bytes: SRTP (pylibsrtp) takes nothing else, and the cache stays intact.
-            data = bytes(out)
-            state.cache.put(mapped[0], data)
-            state.last_sent_at = now
-            self.packets_forwarded += 1
-            self.bytes_forwarded += len(data)
-            state.sink.send_rtp(data)
+                out_seq, out_timestamp = mapped
+                # `_write_rewritten`, with the extensions already renumbered for the group.
+                buf = state.buffer
+                buf[:size] = source
+                _REWRITTEN_FIELDS.pack_into(
+                    buf, 1, marker | state.payload_type, out_seq, out_timestamp, state.ssrc
+                )
+                state.cache.put(out_seq, (packet, out_timestamp))
+                state.last_sent_at = now
+                sent += 1
+                state.sink.send(size, payload_size)
+        self.packets_forwarded += sent
+        self.bytes_forwarded += sent * size
 
     @staticmethod
     def _elapsed_ticks(state: _SinkState, now: float) -> int:
@@ -254,7 +322,11 @@ class Forwarder:
         for sequence_number in lost_seqs:
             cached = state.cache.get(sequence_number)
             if cached is not None:
-                resend.append(bytes(cached))
+                packet, timestamp = cached
+                out = bytearray(len(packet))
+                layout = RtpHeaderView(packet).extension_layout()  # it was valid when forwarded
+                _write_rewritten(out, packet, state.params, sequence_number, timestamp, layout)
+                resend.append(bytes(out))
             elif missing is not None:
                 original = state.rewriter.original_sequence(sequence_number)
                 if original is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from struct import Struct
-from typing import Final, NamedTuple
+from typing import Final, Generic, NamedTuple, TypeVar
 
 FIXED_HEADER_SIZE = 12
 #: "Defined by profile" value of RFC 8285 one-byte header extensions.
@@ -20,6 +20,10 @@ SEQUENCE_MODULO = 1 << 16
 TIMESTAMP_MODULO = 1 << 32
 #: Sent packets kept per subscriber to answer NACKs (a power of two dividing 2**16).
 DEFAULT_CACHE_SIZE = 512
+#: The largest RTP packet forwarded: more than a 1500-byte MTU leaves room for.
+MAX_PACKET_SIZE: Final = 1500
+
+_T = TypeVar("_T")
 
 _U16 = Struct("!H")
 _U32 = Struct("!I")
@@ -237,7 +241,7 @@ class ExtensionLayout(NamedTuple):
     elements: tuple[tuple[int, int, int], ...]
 
     def rewrite_ids(
-        self, buf: bytearray, mapping: Mapping[int, int], *, drop_unknown: bool = True
+        self, buf: bytearray | memoryview, mapping: Mapping[int, int], *, drop_unknown: bool = True
     ) -> None:
         """Renumber the elements of `buf` (a copy of the packet this layout describes).
 
@@ -386,39 +390,40 @@ class SequenceRewriter:
         return (self._run_start + distance) % SEQUENCE_MODULO
 
 
-class PacketCache:
-    """The last packets sent to one subscriber, by output sequence number, to answer NACKs.
+class PacketCache(Generic[_T]):
+    """What was sent to one subscriber, by output sequence number, to answer NACKs.
 
     A ring buffer: `size` slots indexed by the low bits of the sequence number.
-    It keeps a reference to each packet, so a stored buffer must not be changed.
+    It keeps a reference to each item, so a stored buffer must not be changed.
     """
 
-    __slots__ = ("_newest", "_packets", "_sequences", "_size")
+    __slots__ = ("_items", "_newest", "_sequences", "_size")
 
     def __init__(self, size: int = DEFAULT_CACHE_SIZE) -> None:
         if not 1 <= size <= SEQUENCE_MODULO or size & (size - 1):
             raise ValueError(f"cache size {size} is not a power of two in 1..65536")
         self._size = size
         self._sequences = [-1] * size
-        self._packets: list[bytes | bytearray | None] = [None] * size
+        self._items: list[_T | None] = [None] * size
         self._newest: int | None = None
 
-    def put(self, sequence_number: int, packet: bytes | bytearray) -> None:
-        """Remember a packet just sent with this output sequence number."""
-        _check_range("sequence number", sequence_number, SEQUENCE_MODULO)
+    def put(self, sequence_number: int, item: _T) -> None:
+        """Remember what was just sent with this output sequence number."""
+        if not 0 <= sequence_number < SEQUENCE_MODULO:
+            raise ValueError(f"sequence number {sequence_number} is outside 0..65535")
         slot = sequence_number & (self._size - 1)
         self._sequences[slot] = sequence_number
-        self._packets[slot] = packet
+        self._items[slot] = item
         newest = self._newest
         if newest is None or 0 < (sequence_number - newest) % SEQUENCE_MODULO < 0x8000:
             self._newest = sequence_number
 
-    def get(self, sequence_number: int) -> bytes | bytearray | None:
-        """The packet sent with this sequence number, if it is among the last `size`."""
+    def get(self, sequence_number: int) -> _T | None:
+        """What was sent with this sequence number, if it is among the last `size`."""
         newest = self._newest
         if newest is None or (newest - sequence_number) % SEQUENCE_MODULO >= self._size:
             return None
         slot = sequence_number & (self._size - 1)
         if self._sequences[slot] != sequence_number:
             return None
-        return self._packets[slot]
+        return self._items[slot]
