@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from types import SimpleNamespace
+from typing import Any, TypeVar, cast
 
 import aioice
 import aiortc
@@ -13,6 +16,7 @@ import pylibsrtp
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
+from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import RtpPacket
@@ -319,6 +323,12 @@ async def test_raw_sender_forwards_without_decoding() -> None:
         payloads = [len(p) - RtpHeaderView(bytearray(p)).payload_offset for p in sent]
         assert outbound.bytesSent == sum(payloads) + payloads[-1]
 
+        # Packets left on a duplicate of the ICE socket, connected to the subscriber.
+        transport = raw.sender.transport
+        connected = getattr(transport, adapter._CONNECTED_ATTR)
+        assert isinstance(connected, adapter._ConnectedSocket)
+        assert connected._socket.fileno() != -1
+
         # A PLI from the subscriber reaches the RawSender's feedback callback.
         await sub_receiver._send_rtcp_pli(raw.ssrc)
         await _until(lambda: any(isinstance(f, Pli) for f in feedback))
@@ -330,6 +340,9 @@ async def test_raw_sender_forwards_without_decoding() -> None:
         await _bounded(adapter.send_pli(tap.receiver, media_ssrc))
         await _until(lambda: any(isinstance(f, Pli) for f in publisher_rtcp))
         assert [f.media_ssrc for f in publisher_rtcp if isinstance(f, Pli)] == [media_ssrc]
+        # Closing the connection closes the duplicate too.
+        await _close(sfu_out)
+        assert connected._socket.fileno() == -1
     finally:
         tap.forward = None
         await _close(publisher, sfu_in, sfu_out, subscriber)
@@ -350,6 +363,85 @@ def _send(raw: adapter.RawSender, packet: bytes) -> None:
     """What a forwarder does: the packet into the sender's buffer, then `send`."""
     raw.buffer[: len(packet)] = packet
     raw.send(len(packet), len(packet) - RtpHeaderView(bytearray(packet)).payload_offset)
+
+
+class _FakeDtls:
+    """What `_datagram_sender` uses of a DTLS transport: its state and statechange listeners."""
+
+    def __init__(self) -> None:
+        self._state = State.CONNECTED
+        self.listeners: list[Callable[[], None]] = []
+
+    def on(self, event: str, listener: Callable[[], None]) -> None:
+        assert event == "statechange"
+        self.listeners.append(listener)
+
+    def close(self) -> None:
+        self._state = State.CLOSED
+        for listener in self.listeners:
+            listener()
+
+
+def _fake_pair(candidate_type: str, own: socket.socket, remote: tuple[str, int]) -> Any:
+    sent: list[bytes] = []
+    datagrams = SimpleNamespace(
+        get_extra_info=lambda name: own if name == "socket" else None,
+        sendto=lambda data, addr: sent.append(bytes(data)),
+        sent=sent,
+    )
+    return _Pair(SimpleNamespace(transport=datagrams), candidate_type, remote)
+
+
+class _Pair:
+    """What `_datagram_sender` reads of an aioice `CandidatePair` (weakly referable, like it)."""
+
+    def __init__(self, protocol: Any, candidate_type: str, remote: tuple[str, int]) -> None:
+        self.protocol = protocol
+        self.local_candidate = SimpleNamespace(type=candidate_type)
+        self.remote_addr = remote
+
+
+def test_datagrams_go_out_on_a_connected_duplicate_closed_with_the_transport() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as own,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger,
+    ):
+        own.bind(("127.0.0.1", 0))
+        own.setblocking(False)
+        peer.bind(("127.0.0.1", 0))
+        peer.settimeout(5)
+        transport = _FakeDtls()
+        pair = _fake_pair("host", own, peer.getsockname())
+        send = adapter._datagram_sender(cast(Any, transport), pair)
+        assert send(memoryview(b"rtp")) and peer.recv(100) == b"rtp"
+        assert adapter._datagram_sender(cast(Any, transport), pair) == send  # one per transport
+        # The original socket (aioice's) still sends anywhere, but hears only the peer now.
+        own.sendto(b"stun", peer.getsockname())
+        assert peer.recv(100) == b"stun"
+        stranger.sendto(b"late check", own.getsockname())
+        peer.sendto(b"from peer", own.getsockname())
+        time.sleep(0.05)
+        assert own.recv(100) == b"from peer"
+        # A peer gone: the kernel refuses, the datagram is dropped, nothing raises.
+        peer.close()
+        outcomes = [send(b"rtp") for _ in range(3)]
+        assert False in outcomes
+        connected = getattr(transport, adapter._CONNECTED_ATTR)
+        transport.close()
+        assert connected._socket.fileno() == -1
+        assert own.fileno() != -1  # aioice's socket is untouched
+
+
+def test_relayed_pairs_are_sent_through_the_event_loop() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as own:
+        own.bind(("127.0.0.1", 0))
+        pair = _fake_pair("relay", own, ("127.0.0.1", 9))
+        transport = _FakeDtls()
+        send = adapter._datagram_sender(cast(Any, transport), pair)
+        assert send(b"rtp")
+        assert pair.protocol.transport.sent == [b"rtp"]
+        assert getattr(transport, adapter._CONNECTED_ATTR, None) is None
 
 
 async def _until(condition: Callable[[], bool]) -> None:

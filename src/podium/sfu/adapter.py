@@ -16,7 +16,10 @@ import asyncio
 import contextvars
 import importlib
 import logging
+import os
+import socket
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
@@ -88,6 +91,7 @@ REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
     (aioice.ice.Connection, "_queue"),
     (aioice.ice.Connection, "_nominated"),
     (aioice.ice.CandidatePair, "protocol"),
+    (aioice.ice.CandidatePair, "local_candidate"),
     (aioice.ice.CandidatePair, "remote_addr"),
     (aioice.ice.StunProtocol, "transport"),
     (RTCRtpReceiver, "receive"),
@@ -123,6 +127,8 @@ REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
     (RTCDtlsTransport, "_RTCDtlsTransport__tx_bytes"),
     (RTCDtlsTransport, "_RTCDtlsTransport__tx_packets"),
     (State, "CONNECTED"),
+    (State, "CLOSED"),
+    (State, "FAILED"),
     (RTCIceTransport, "_connection"),
     (RTCRtpTransceiver, "_codecs"),
     (RTCRtpTransceiver, "_headerExtensions"),
@@ -132,6 +138,7 @@ REQUIRED_HOOKS: Final[tuple[tuple[object, str], ...]] = (
 _NEGOTIATED_ATTR: Final = "_podium_parameters"
 _RAW_ATTR: Final = "_podium_raw_rtp"
 _DEMUX_ATTR: Final = "_podium_media_demux"
+_CONNECTED_ATTR: Final = "_podium_connected_socket"
 #: RTCP feedback formats the SFU acts on (RFC 4585, RFC 5104): PLI and FIR; generic NACK.
 _KEYFRAME_REQUEST_FORMATS: Final = frozenset({1, 4})
 _GENERIC_NACK_FORMAT: Final = 1
@@ -689,8 +696,7 @@ class RawSender:
         self._session: Any = None
         self._srtp: Any = None
         self._protect: Callable[[bytes], bytes] = _unattached
-        self._sendto: Callable[[bytes | memoryview, tuple[str, int]], None] = _unattached
-        self._address: tuple[str, int] = ("", 0)
+        self._send_datagram: Callable[[bytes | memoryview], bool] = _unattached
         _capture_parameters(sender, "send", after=self.ready.set)
         original = sender._handle_rtcp_packet
 
@@ -738,7 +744,9 @@ class RawSender:
             self.dropped += 1
             return
         protected = size[0]
-        self._sendto(self._memory[:protected], self._address)
+        if not self._send_datagram(self._memory[:protected]):
+            self.dropped += 1
+            return
         self._tx_bytes += protected
         self._tx_packets += 1
         self._packets += 1
@@ -796,7 +804,8 @@ class RawSender:
         except (pylibsrtp.Error, ValueError):
             logger.debug("SRTP protect failed", exc_info=True)
             return False
-        self._sendto(protected, self._address)
+        if not self._send_datagram(protected):
+            return False
         self._tx_bytes += len(protected)
         self._tx_packets += 1
         return True
@@ -826,10 +835,86 @@ class RawSender:
         session = self._session = cast(Any, transport)._tx_srtp
         self._srtp = session._srtp[0]
         self._protect = session.protect
-        # What aioice's `StunProtocol.send_data` does, minus the coroutine.
-        self._sendto = pair.protocol.transport.sendto
-        self._address = pair.remote_addr
+        self._send_datagram = _datagram_sender(transport, pair)
         return True
+
+
+class _ConnectedSocket:
+    """A duplicate of a nominated pair's socket, connected to the pair's remote address.
+
+    Sending on a connected UDP socket skips the kernel's route lookup and the
+    event loop's address handling for every datagram: about an eighth of the
+    SFU's CPU with 16 subscribers. Connecting also makes the kernel deliver to
+    that socket only what comes from the remote address, which is all that is
+    expected once the pair is nominated (aiortc does no ICE restart). The
+    duplicate is closed when the DTLS transport closes or fails, or is collected.
+    """
+
+    __slots__ = ("_send", "_socket", "pair")
+
+    def __init__(self, pair: Any, sock: socket.socket) -> None:
+        # Weak: the pair leads back to the transport, which must stay collectable.
+        self.pair = weakref.ref(pair)
+        self._socket = sock
+        self._send = sock.send
+
+    def send(self, data: bytes | memoryview) -> bool:
+        """Send one datagram now; False if the kernel refused it (buffer full, port unreachable)."""
+        try:
+            self._send(data)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _datagram_sender(
+    transport: RTCDtlsTransport, pair: Any
+) -> Callable[[bytes | memoryview], bool]:
+    """How to send a datagram on the transport's nominated `pair`, synchronously.
+
+    A `_ConnectedSocket` (one per transport) for a pair on one of our own
+    sockets (host or server-reflexive candidate); otherwise (a relayed pair, or
+    no socket to duplicate) what aioice's `StunProtocol.send_data` does, minus
+    the coroutine.
+    """
+    connected = getattr(transport, _CONNECTED_ATTR, None)
+    if isinstance(connected, _ConnectedSocket) and connected.pair() is pair:
+        return connected.send
+    datagrams = pair.protocol.transport
+    address = pair.remote_addr
+
+    def send_to(data: bytes | memoryview) -> bool:
+        datagrams.sendto(data, address)
+        return True
+
+    own = datagrams.get_extra_info("socket")
+    if pair.local_candidate.type not in ("host", "srflx") or own is None:
+        return send_to
+    try:
+        sock = socket.socket(fileno=os.dup(own.fileno()))
+    except OSError:
+        logger.debug("cannot duplicate the ICE socket", exc_info=True)
+        return send_to
+    try:
+        sock.setblocking(False)
+        sock.connect(address)
+    except OSError:
+        logger.debug("cannot connect the ICE socket to %s", address, exc_info=True)
+        sock.close()
+        return send_to
+    connected = _ConnectedSocket(pair, sock)
+    setattr(transport, _CONNECTED_ATTR, connected)
+    finalizer = weakref.finalize(transport, connected.close)
+
+    def on_state_change() -> None:
+        if transport._state in (State.CLOSED, State.FAILED):
+            finalizer()
+
+    transport.on("statechange", on_state_change)
+    return connected.send
 
 
 def renumbered(
