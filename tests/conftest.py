@@ -49,3 +49,15 @@ def server(tmp_path: Path, sqlite_url: str) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def media_server(tmp_path: Path, sqlite_url: str) -> Iterator[ServerProcess]:
+    """A real `podium serve --dev` process on SQLite whose SFU offers loopback candidates."""
+    proc = ServerProcess(
+        tmp_path, sqlite_url, dev=True, extra_env={"PODIUM_MEDIA_LOOPBACK": "1"}
+    ).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -17,7 +17,6 @@ import time
 import uuid
 import wave
 from array import array
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +35,6 @@ HOST, BOT = "hana", "botty"
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:unclosed file <_io\.BufferedWriter name='[^']*server-\d+\.log'>:ResourceWarning"
 )
-
-
-@pytest.fixture
-def media_server(tmp_path: Path, sqlite_url: str) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        tmp_path, sqlite_url, dev=True, extra_env={"PODIUM_MEDIA_LOOPBACK": "1"}
-    ).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 class BotProcess:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,17 +30,6 @@ HOST, LISTENER, SECOND = "hana", "lina", "sami"
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:unclosed file <_io\.BufferedWriter name='[^']*server-\d+\.log'>:ResourceWarning"
 )
-
-
-@pytest.fixture
-def media_server(tmp_path: Path, sqlite_url: str) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
-        tmp_path, sqlite_url, dev=True, extra_env={"PODIUM_MEDIA_LOOPBACK": "1"}
-    ).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 @asynccontextmanager
