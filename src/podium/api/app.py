@@ -9,11 +9,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Response
-from fastapi.responses import RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from podium import __version__
-from podium.api import errors, routes, ws
+from podium.api import errors, routes, web, ws
 from podium.api.deps import Services
 from podium.api.limits import BodyLimit
 from podium.api.schemas import DevTokenIn
@@ -84,11 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(ws.router)
     app.add_middleware(BodyLimit)
-
-    @app.get("/", include_in_schema=False)
-    async def home() -> RedirectResponse:
-        """Until the web app is served here, the interactive API docs are."""
-        return RedirectResponse("/docs")
+    web.install(app, settings)
 
     @app.get("/metrics", tags=["server"], include_in_schema=False)
     async def metrics_text() -> Response:
