@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check bench services browser clean
+.PHONY: run test check js bench services browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,25 @@ check: $(VENV)/.test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-test: check services browser
+# JavaScript (podium.js, the web app, test pages): eslint and `node --test tests/web/`.
+# Needs Node.js >= 20.19 (it loads podium.js, an ES module in a package without
+# "type") and npm; without them this fails, never skips. node_modules also holds
+# axe-core, which the browser tests inject into pages, so `test` runs this first.
+NODE_CHECK := const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)
+
+node_modules/.installed: package.json package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+	  || { echo "make: Node.js >= 20.19 with npm is needed for the JavaScript checks (https://nodejs.org/)" >&2; exit 1; }
+	@node -e '$(NODE_CHECK)' \
+	  || { echo "make: Node.js >= 20.19 is needed for the JavaScript checks, found $$(node --version)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $@
+
+js: node_modules/.installed
+	node_modules/.bin/eslint .
+	node --test --test-reporter=spec tests/web/
+
+test: check js services browser
 	$(BIN)/pytest -q
 
 services:
@@ -40,4 +58,4 @@ bench: $(VENV)/.test services
 	$(BIN)/python bench/sfu.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis node_modules
