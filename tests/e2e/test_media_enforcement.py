@@ -4,8 +4,9 @@ Real server processes, real HTTP/WebSocket clients, aiortc peer connections on
 127.0.0.1 (`MediaClient` from `clients`). Covers what the revoke test in `test_media`
 does not: a role change stops a source with reason `role_changed`, a call's
 media session is dropped once its last participant left while `/metrics`
-counters keep their totals, and `join` hands out the configured ICE servers
-with per-user TURN credentials.
+counters keep their totals, `join` hands out the configured ICE servers
+with per-user TURN credentials, and a user's media session belongs to one of
+their connections until another one offers.
 """
 
 from __future__ import annotations
@@ -168,3 +169,64 @@ def test_bad_ice_configuration_stops_the_server_with_a_clear_message(
         server.start(timeout_s=10)
     assert "set PODIUM_TURN_SECRET" in str(failed.value)
     assert "Traceback" not in str(failed.value)
+
+
+async def test_another_connection_of_the_user_takes_the_media_session_over(
+    media_server: ServerProcess,
+) -> None:
+    """Two tabs of one user: frames go to the owner only; an offer from the other moves it."""
+    call_id = f"tabs-{uuid.uuid4().hex[:12]}"
+    cid = f"development:{call_id}"
+    path = f"/calls/development/{call_id}"
+    host = Api(media_server, HOST)
+    sockets: list[Watcher] = []
+    clients: list[MediaClient] = []
+    try:
+        await host.call("POST", path, {}, 201)
+        await host.call("POST", f"{path}/join")
+        first, second = (
+            await Watcher(media_server, HOST).open(),
+            await Watcher(media_server, HOST).open(),
+        )
+        sockets += [first, second]
+        owner = MediaClient(first, cid)
+        clients.append(owner)
+        owner.pc.addTransceiver(Tone(), direction="sendonly")
+        await owner.connect()
+        await owner.send({"type": "sfu.publish", "source": "microphone"})
+        await owner.expect("sfu.publish_ok")
+        assert not [f for f in second.frames if str(f["type"]).startswith("sfu.")]
+
+        # The other tab may not act on the session, only take it over with an offer.
+        assert second._ws is not None
+        await second._ws.send(
+            json.dumps({"type": "sfu.publish", "source": "microphone", "call_cid": cid})
+        )
+        refused = await second.wait_for(lambda f: f["type"] == "error")
+        assert refused["in_reply_to"] == "sfu.publish"
+        assert refused["error"]["code"] == "permission_denied"
+
+        taker = MediaClient(second, cid)
+        clients.append(taker)
+        taker.pc.addTransceiver("audio", direction="recvonly")
+        await taker.connect()
+        stop = await owner.expect("sfu.stop_source")
+        assert (stop["source"], stop["reason"]) == ("microphone", "left")
+        replaced = await owner.expect("sfu.error")
+        assert replaced["code"] == "replaced"
+        answers = [f for f in first.frames if f["type"] == "sfu.answer"]
+        assert len(answers) == 1, "the old connection got the new connection's answer"
+
+        # Closing the connection that no longer owns the session leaves it alone.
+        await first.close()
+        sockets.remove(first)
+        await asyncio.sleep(0.3)
+        await taker.send({"type": "sfu.subscribe", "user_ids": "all"})
+        tracks = await taker.expect("sfu.tracks")
+        assert tracks["tracks"] == []
+    finally:
+        for client in clients:
+            await client.close()
+        for ws in sockets:
+            await ws.close()
+        await host.aclose()

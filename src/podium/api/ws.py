@@ -155,7 +155,7 @@ async def events(websocket: WebSocket) -> None:
                 continue
             try:
                 if isinstance(message, dict) and str(message.get("type")).startswith("sfu."):
-                    await services.media.handle(conn.identity, message)
+                    await services.media.handle(conn.identity, conn.id, message)
                 else:
                     await _handle(conn, hub, message)
             except PodiumError as exc:
@@ -170,5 +170,4 @@ async def events(websocket: WebSocket) -> None:
     finally:
         hub.disconnect(conn)
         await conn.finish()
-        if conn.identity.user_id not in hub.by_user:
-            await services.media.user_disconnected(conn.identity.user_id)
+        await services.media.connection_closed(conn.identity.user_id, conn.id)

@@ -26,7 +26,8 @@ Events for `call.on(...)` (each a dict with `type` and `call_cid`):
   `left`), or `ended` when the track ended by itself.
 - `media.source_resumed` `{source}`: the capability is back; publish again.
 - `media.closed` `{reason}`: the media session is over (`left` when you
-  closed it, the server's reason, or `connection_failed`, `lost`).
+  closed it, the server's reason, or `connection_failed`, `lost`, or
+  `replaced` when another connection of the same user took it over).
 
 Decoded frames of a remote track queue up until read: subscribe only to the
 users you will read (`call.subscribe([...])`), or read every track you get.
@@ -352,6 +353,8 @@ class MediaSession:
             code, message = frame.get("code"), frame.get("message")
             if code == "offer_required":  # the server holds no session for us any more
                 self.call.client.spawn(self.close("lost", tell_server=False), "media close")
+            elif code == "replaced":  # another connection of this user took the session over
+                self.call.client.spawn(self.close("replaced", tell_server=False), "media close")
             else:
                 log.warning("%s: sfu.error %s: %s", self.call.cid, code, message)
                 self._fail(MediaError(f"sfu.error {code}: {message}"))

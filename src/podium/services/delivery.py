@@ -49,6 +49,8 @@ class Connection(Protocol):
 
     identity: Identity
     last_seen: float
+    #: Unique per connection (the `connection_id` of `connection.ok`).
+    id: str
 
     def send(self, text: str) -> None:
         """Queue a frame; must not block."""

@@ -10,9 +10,14 @@ non-hosts hold) re-read the capabilities from the store with the identity the
 participant signalled with (a token's role counts), `call.user_muted` stops
 the muted sources, a block or leave ends its media session, `call.ended` ends
 the call's. Reading the store rather than trusting an event's payload keeps
-enforcement right when events from several nodes arrive out of order. Server
-messages go to every WebSocket connection of the user, with the call's
-`call_cid` added.
+enforcement right when events from several nodes arrive out of order.
+
+A user has one media session per call, owned by the WebSocket connection that
+opened it: server messages go to that connection only (with the call's
+`call_cid` added), and the session ends when it closes. A user's other
+connection (a second tab) that sends `sfu.offer` takes the session over: the
+old one ends and its connection gets `sfu.error` `replaced`. Any other `sfu.*`
+frame from a connection that does not own the session is refused.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from podium.services.ice import client_ice_servers, sfu_ice_servers
 from podium.services.identity import Identity
 from podium.sfu.adapter import check_hooks
 from podium.sfu.call import SfuCall
-from podium.sfu.messages import StopReason
+from podium.sfu.messages import Error, ErrorCode, StopReason
 from podium.sfu.sources import sources_for_mute
 
 log = logging.getLogger("podium.media")
@@ -66,6 +71,8 @@ class MediaService:
         #: Who signalled in each call, as they authenticated: their capabilities are re-read
         #: with this identity, so a token's role keeps counting.
         self._identities: dict[str, dict[str, Identity]] = {}
+        #: The connection id owning each user's media session, per call.
+        self._owners: dict[str, dict[str, str]] = {}
         self._joining: dict[str, asyncio.Lock] = {}
         self._unsubscribe: Callable[[], None] | None = None
         #: Counter totals of calls dropped from this node, so `/metrics` counters never go down.
@@ -116,16 +123,45 @@ class MediaService:
 
     # Client messages.
 
-    async def handle(self, identity: Identity, message: Mapping[str, Any]) -> None:
-        """One `sfu.*` frame from a WebSocket; `call_cid` names the call."""
+    async def handle(
+        self, identity: Identity, connection_id: str, message: Mapping[str, Any]
+    ) -> None:
+        """One `sfu.*` frame from the WebSocket `connection_id`; `call_cid` names the call."""
         cid = message.get("call_cid")
         if not isinstance(cid, str) or ":" not in cid:
             raise ValidationFailed("sfu messages need call_cid '{type}:{id}'")
         user_id = identity.user_id
         call = self.calls.get(cid)
+        owner = self._owners.get(cid, {}).get(user_id)
+        if call is not None and user_id in call.participants and owner != connection_id:
+            if message.get("type") != "sfu.offer":
+                raise PermissionDenied(
+                    "your media session in this call is on another connection; "
+                    "send sfu.offer to move it here",
+                    {"call_cid": cid},
+                )
+            await self._replace(call, user_id)
+            call = self.calls.get(cid)
         if call is None or user_id not in call.participants:
-            call = await self._join(identity, cid)
+            owners = self._owners.setdefault(cid, {})
+            owners[user_id] = connection_id
+            try:
+                call = await self._join(identity, cid)
+            except BaseException:
+                owners.pop(user_id, None)
+                raise
         await call.handle(user_id, {k: v for k, v in message.items() if k != "call_cid"})
+        await self._forget_left(cid)
+
+    async def _replace(self, call: SfuCall, user_id: str) -> None:
+        """End the user's session for a new connection's offer; tell the old connection why."""
+        cid = call.call_cid
+        await call.leave(user_id)
+        self._sender(cid)(
+            user_id,
+            Error(ErrorCode.REPLACED, "your media session moved to another connection").to_wire(),
+        )
+        self._owners.get(cid, {}).pop(user_id, None)
         await self._forget_left(cid)
 
     async def _join(self, identity: Identity, cid: str) -> SfuCall:
@@ -157,8 +193,10 @@ class MediaService:
         """Forget identities of participants whose media session ended; drop an idle call."""
         call = self.calls.get(cid)
         identities = self._identities.get(cid, {})
+        owners = self._owners.get(cid, {})
         for user_id in [u for u in identities if call is None or u not in call.participants]:
             del identities[user_id]
+            owners.pop(user_id, None)
         if call is None or call.participants:
             return
         async with self._joining.setdefault(cid, asyncio.Lock()):
@@ -166,21 +204,25 @@ class MediaService:
                 self._retire(call)
                 del self.calls[cid]
                 self._identities.pop(cid, None)
+                self._owners.pop(cid, None)
                 self._joining.pop(cid, None)
                 await call.end()
 
     def _sender(self, cid: str) -> Callable[[str, dict[str, object]], None]:
         def send(user_id: str, message: dict[str, object]) -> None:
+            owner = self._owners.get(cid, {}).get(user_id)
             text = encode({**message, "call_cid": cid})
             for conn in list(self.hub.by_user.get(user_id, ())):
-                conn.send(text)
+                if conn.id == owner:
+                    conn.send(text)
 
         return send
 
-    async def user_disconnected(self, user_id: str) -> None:
-        """The user's last WebSocket connection on this node closed: its media sessions end."""
+    async def connection_closed(self, user_id: str, connection_id: str) -> None:
+        """A WebSocket closed: the media sessions it owned end."""
         for cid, call in list(self.calls.items()):
-            if user_id in call.participants:
+            owned = self._owners.get(cid, {}).get(user_id) == connection_id
+            if owned and user_id in call.participants:
                 await call.leave(user_id)
                 await self._forget_left(cid)
 

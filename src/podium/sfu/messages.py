@@ -49,6 +49,8 @@ class ErrorCode(StrEnum):
     OFFER_REQUIRED = "offer_required"
     NEGOTIATION_IN_PROGRESS = "negotiation_in_progress"
     UNEXPECTED_ANSWER = "unexpected_answer"
+    #: Another connection of the same user offered: the media session moved there.
+    REPLACED = "replaced"
 
 
 def _wire(value: object) -> Any:

@@ -1028,6 +1028,9 @@ class MediaSession {
     } else if (type === "sfu.error") {
       if (frame.code === "offer_required") {
         this.close("lost", { tellServer: false });
+      } else if (frame.code === "replaced") {
+        // Another tab or connection of this user offered: the session is theirs now.
+        this.close("replaced", { tellServer: false });
       } else {
         this.fail(new PodiumError(`sfu.error ${frame.code}: ${frame.message}`, { code: frame.code }));
       }
