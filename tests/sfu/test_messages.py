@@ -204,7 +204,13 @@ def test_server_messages_to_wire(message: ServerMessage, wire: dict[str, Any]) -
         (DenyReason, ["not_granted", "revoked", "role_changed"]),
         (
             ErrorCode,
-            ["invalid_message", "offer_required", "negotiation_in_progress", "unexpected_answer"],
+            [
+                "invalid_message",
+                "offer_required",
+                "negotiation_in_progress",
+                "unexpected_answer",
+                "replaced",
+            ],
         ),
     ],
 )

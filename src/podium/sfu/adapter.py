@@ -31,6 +31,7 @@ import aioice.ice
 import aiortc
 import pylibsrtp
 from aiortc import (
+    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -229,9 +230,17 @@ def peer_connection(
     `setLocalDescription` (where aiortc gathers) with a context variable set that
     a wrapper around `aioice.ice.get_host_addresses` reads, so other connections
     are unaffected.
+
+    Every m-line shares one transport (`max-bundle`). With aiortc's default
+    (`balanced`), a third m-line of a kind already present (the second video:
+    screen share) keeps a transport of its own when the BUNDLE group is
+    applied, which is never connected, so its media is never received.
     """
     _install_media_demux()
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers or [])))
+    configuration = RTCConfiguration(
+        iceServers=list(ice_servers or []), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+    )
+    pc = RTCPeerConnection(configuration)
     if loopback_only:
         _install_host_address_hook()
         original = pc.setLocalDescription
