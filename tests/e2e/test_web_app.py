@@ -9,7 +9,9 @@ listener B (their own `getStats` count inbound audio packets), the host
 revokes and A's track stops, A asks for video and is turned down, and with
 two moderator tabs open, the one that did not answer sees the request go.
 Every step leaves a screenshot under `test-artifacts/web/`; axe-core checks
-both views; no page may log a console error.
+both views; no page may log a console error. Two more: a `#token=` link opens
+its call directly, and podium.js's camera and screen (the second video
+m-line) reach another page as two tracks.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class App:
     async def shot(self, step: str) -> None:
         folder = ARTIFACTS / "web"
         folder.mkdir(parents=True, exist_ok=True)
-        await self.page.screenshot(path=folder / f"{step}-{self.name.lower()}.png")
+        await self.page.screenshot(
+            path=folder / f"{step}-{self.name.lower()}.png", animations="disabled"
+        )
 
     async def until(self, expression: str) -> Any:
         return await self.browser_page.until(expression)
@@ -222,3 +226,65 @@ async def test_token_from_the_link_opens_the_call(
         app.browser_page.assert_no_errors()
     finally:
         await app.browser_page.close()
+
+
+PODIUM_JS_JOIN = """async ([user, callId]) => {
+  const podium = await import("/web/podium.js");
+  const info = await podium.Client.serverInfo();
+  const token = await podium.Client.devToken({ userId: user, name: user });
+  const client = new podium.Client({ token, loopbackOnly: info.media_loopback });
+  await client.connect();
+  const call = client.call("development", callId);
+  await call.getOrCreate();
+  await call.join();
+  await call.connectMedia();
+  window.podiumApp = { client, call };
+}"""
+#: Per mid, (packets received, decoded frame size) of the inbound video.
+INBOUND_VIDEO = """async () => {
+  const report = await window.podiumApp.call.getStats();
+  const byMid = {};
+  report.forEach((s) => {
+    if (s.type !== "inbound-rtp" || s.kind !== "video") return;
+    byMid[s.mid] = [s.packetsReceived, s.frameWidth];
+  });
+  return byMid;
+}"""
+
+
+async def test_camera_and_screen_arrive_as_two_tracks(
+    chromium: Browser, media_server: ServerProcess
+) -> None:
+    """podium.js publishes camera and screen (second video m-line); both reach another page."""
+    call_id = f"screen-{uuid.uuid4().hex[:8]}"
+    pages = [await open_page(chromium, media_server.url) for _ in range(2)]
+    try:
+        for page, user in zip(pages, ("ann", "ben"), strict=True):
+            await page.page.goto(media_server.url + "/v1/server")
+            await page.page.evaluate(PODIUM_JS_JOIN, [user, call_id])
+        publisher, viewer = pages
+        # Two fake cameras of different sizes stand in for camera and screen.
+        await publisher.page.evaluate("""async () => {
+          const capture = async (width, height) => (await navigator.mediaDevices.getUserMedia(
+            { video: { width, height } })).getVideoTracks()[0];
+          await podiumApp.call.publish("camera", await capture(640, 480));
+          await podiumApp.call.publish("screen", await capture(320, 240));
+        }""")
+        await viewer.until("() => podiumApp.call.remoteTracks.size === 2")
+        mids = await viewer.page.evaluate(
+            "() => Object.fromEntries([...podiumApp.call.remoteTracks.values()]"
+            ".map((t) => [t.source, t.mid]))"
+        )
+        assert set(mids) == {"camera", "screen"} and mids["camera"] != mids["screen"]
+        await viewer.until(
+            f"async () => Object.values(await ({INBOUND_VIDEO})())"
+            ".filter(([packets, width]) => packets > 20 && width).length === 2"
+        )
+        video = await viewer.page.evaluate(INBOUND_VIDEO)
+        assert video[mids["screen"]][1] == 320, video
+        assert video[mids["camera"]][1] > 320, video
+        for page in pages:
+            page.assert_no_errors()
+    finally:
+        for page in pages:
+            await page.close()
