@@ -13,8 +13,8 @@ const DEFAULT_COOLDOWN_S = 30;
 const ALREADY_ANSWERED_GRACE_MS = 1500;
 const MEDIA_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
 // media.closed reasons after which reconnecting makes no sense (we left, were removed, it ended).
-const MEDIA_FINAL = new Set(["left", "blocked", "call_ended"]);
-const SESSION_GONE = new Set(["left", "call_ended", "lost", "connection_failed"]);
+const MEDIA_FINAL = new Set(["left", "blocked", "call_ended", "replaced"]);
+const SESSION_GONE = new Set(["left", "call_ended", "lost", "connection_failed", "replaced"]);
 
 export class CallSession {
   /**
@@ -97,6 +97,9 @@ export class CallSession {
   async onMediaClosed(reason) {
     this.media.stopAll(false);
     this.schedule();
+    if (reason === "replaced" && this.isIn()) {
+      this.messages.warning("Your media moved to another tab or window where you opened this call.");
+    }
     if (!this.isIn() || MEDIA_FINAL.has(reason) || this.reconnectingMedia) return;
     const now = Date.now();
     this.mediaLosses = (this.mediaLosses || []).filter((t) => now - t < 60_000).concat(now);
