@@ -8,7 +8,7 @@ host is told, the host accepts and A's microphone reaches the host and
 listener B (their own `getStats` count inbound audio packets), the host
 revokes and A's track stops, A asks for video and is turned down, and with
 two moderator tabs open, the one that did not answer sees the request go.
-Every step leaves a screenshot under `test-artifacts/web/`; axe-core checks
+A host mutes B. Every step leaves a screenshot under `test-artifacts/web/`; axe-core checks
 both views; no page may log a console error. Two more: a `#token=` link opens
 its call directly, and podium.js's camera and screen (the second video
 m-line) reach another page as two tracks.
@@ -24,7 +24,13 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Locator, expect
 
-from tests.e2e.browser import ACTION_TIMEOUT_MS, ARTIFACTS, BrowserPage, open_page
+from tests.e2e.browser import (
+    ACTION_TIMEOUT_MS,
+    ARTIFACTS,
+    BrowserPage,
+    launch_chromium,
+    open_page,
+)
 from tests.server import ServerProcess
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
@@ -195,6 +201,14 @@ async def test_moderated_stage_in_chromium(chromium: Browser, media_server: Serv
         await expect(bob.text("Allowed to send audio")).to_be_visible()
         await second.shot("08-answered-elsewhere")
 
+        # Mute: Bob keeps send-audio, but his microphone track is stopped.
+        await bob.until("() => Boolean(window.podiumApp.call.published.microphone)")
+        await bob.page.evaluate("() => { window.__mic = podiumApp.call.published.microphone; }")
+        await host.button(f"Mute {BOB}").click()
+        await bob.until("() => window.__mic.readyState === 'ended'")
+        await expect(bob.text(re.compile("microphone was stopped: muted", re.I))).to_be_visible()
+        await expect(bob.text("Allowed to send audio")).to_be_visible()
+
         # Accessibility of both views, and the listener's view at 375 px wide.
         for app in (host, alice):
             assert await axe_violations(app) == [], f"axe on {app.name}'s view"
@@ -209,6 +223,34 @@ async def test_moderated_stage_in_chromium(chromium: Browser, media_server: Serv
     finally:
         for app in tabs:
             await app.browser_page.close()
+
+
+async def test_without_dev_the_lobby_takes_a_token(tmp_path: Path, sqlite_url: str) -> None:
+    """No `--dev`: the lobby asks for a token; a bad one is refused there, a good one joins."""
+    server = ServerProcess(tmp_path, sqlite_url, extra_env={"PODIUM_MEDIA_LOOPBACK": "1"}).start()
+    app: App | None = None
+    try:
+        async with launch_chromium() as browser:
+            call_id = f"token-{uuid.uuid4().hex[:8]}"
+            app = await open_app(browser, server, "Tess", f"/call/development/{call_id}")
+            await expect(app.page.get_by_label("Display name")).to_have_count(0)
+            field = app.page.get_by_label("Access token")
+            await field.fill("not-a-token")
+            await app.button("Join").focus()
+            await app.page.keyboard.press("Enter")
+            await expect(app.text(re.compile("token is not valid", re.I))).to_be_visible()
+            await expect(field).to_have_attribute("aria-invalid", "true")
+            await expect(app.button("Leave")).to_have_count(0)
+            await field.fill(server.token("tess", name="Tess"))
+            await app.button("Join").focus()
+            await app.page.keyboard.press("Enter")
+            await expect(app.button("Leave")).to_be_visible()
+            await expect(app.text("Allowed to send audio")).to_be_visible()
+            await app.shot("10-token-lobby")
+            app.browser_page.assert_no_errors()
+            await app.browser_page.close()
+    finally:
+        server.stop()
 
 
 async def test_token_from_the_link_opens_the_call(
