@@ -67,6 +67,7 @@ OPERATIONS = [
     ("POST", "/v1/calls/{type}/{id}/block"),
     ("POST", "/v1/calls/{type}/{id}/unblock"),
     ("GET", "/healthz"),
+    ("GET", "/v1/server"),
     ("POST", "/v1/dev/token"),
 ]
 

@@ -9,8 +9,9 @@ listener B (their own `getStats` count inbound audio packets), the host
 revokes and A's track stops, A asks for video and is turned down, and with
 two moderator tabs open, the one that did not answer sees the request go.
 A host mutes B. Every step leaves a screenshot under `test-artifacts/web/`; axe-core checks
-both views; no page may log a console error. Two more: a `#token=` link opens
-its call directly, and podium.js's camera and screen (the second video
+both views; no page may log a console error. Then: without `--dev` the
+lobby takes a token, a `#token=` link opens its call directly, an unanswered
+request expires, and podium.js's camera and screen (the second video
 m-line) reach another page as two tracks.
 """
 
@@ -21,9 +22,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Locator, expect
 
+from tests.api.helpers import put_call_type
 from tests.e2e.browser import (
     ACTION_TIMEOUT_MS,
     ARTIFACTS,
@@ -330,3 +333,26 @@ async def test_camera_and_screen_arrive_as_two_tracks(
     finally:
         for page in pages:
             await page.close()
+
+
+async def test_an_unanswered_request_expires(
+    chromium: Browser, media_server: ServerProcess
+) -> None:
+    """The requester is told when no one answered in time, and may ask again."""
+    call_type = f"quick{uuid.uuid4().hex[:6]}"
+    headers = {"Authorization": f"Bearer {media_server.server_token()}"}
+    async with httpx.AsyncClient(base_url=media_server.url, headers=headers) as admin:
+        await put_call_type(admin, call_type, request_ttl_s=2)
+        created = await admin.post(f"/v1/calls/{call_type}/expiry", json={})
+        assert created.status_code in (200, 201), created.text
+    app = await open_app(chromium, media_server, ALICE, f"/call/{call_type}/expiry")
+    try:
+        await app.join_as()
+        await app.button("Request audio permission").click()
+        await expect(app.button("Request audio permission")).to_be_disabled()
+        await expect(app.text(re.compile("expired", re.I)).first).to_be_visible()
+        await expect(app.button("Request audio permission")).to_be_enabled()
+        await app.shot("11-expired")
+        app.browser_page.assert_no_errors()
+    finally:
+        await app.browser_page.close()
