@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.api.web import WEB_DIR
+from podium.api.web import CONTENT_SECURITY_POLICY, WEB_DIR
 from tests.server import ServerProcess
 
 
@@ -24,6 +24,11 @@ async def test_page_at_home_and_call_links(anonymous: httpx.AsyncClient, path: s
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self';" in CONTENT_SECURITY_POLICY
+    assert "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
     assert response.text == (WEB_DIR / "index.html").read_text()
 
 
