@@ -196,6 +196,30 @@ test("call.live_started and live_stopped change the phase and re-read capabiliti
   await until(() => !state().ownCapabilities.has("join-call"), "capabilities re-read after live_stopped");
 });
 
+test("a phase re-read answered before a later event is read again", async () => {
+  const { ws, fetch, state } = await joined("alice", {
+    phase: "backstage", own_capabilities: ["read-call", "create-call"],
+  });
+  let release;
+  const held = new Promise((resolve) => {
+    release = resolve;
+  });
+  fetch.on(
+    "GET",
+    PATH,
+    async () => {
+      await held; // read at seq 6, answered after event 7 arrived: older than the state
+      return { body: snapshot(6, { phase: "live", own_capabilities: LISTENER_CAPS }) };
+    },
+    { body: snapshot(7, { phase: "live", own_capabilities: LISTENER_CAPS }) },
+  );
+  await ws.deliver(event(6, "call.live_started", { call: callObject("live") }));
+  await ws.deliver(event(7, "call.participant_joined", { participant: { user_id: "bob" } }));
+  release();
+  await until(() => state().ownCapabilities.has("join-call"), "capabilities read again");
+  assert.equal(fetch.requests.filter((r) => r.method === "GET" && r.path === PATH).length, 2);
+});
+
 test("blocked_user removes the participant; unblocked_user lifts the block", async () => {
   const { ws, state } = await joined("host", {
     own_capabilities: HOST_CAPS, participants: [{ user_id: "host" }, { user_id: "bob" }],

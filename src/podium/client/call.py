@@ -57,6 +57,8 @@ def check_id(value: str, what: str) -> str:
 
 
 PHASE_EVENTS = frozenset({"call.live_started", "call.live_stopped", "call.ended"})
+#: Reads of the call after a phase change, until one is not older than the state.
+PHASE_REREADS = 3
 
 
 class Call:
@@ -360,9 +362,15 @@ class Call:
         self._run(event, list(self._handlers.get(str(event.get("type")), ())))
 
     async def _refresh_then_run(self, frame: Event, targets: list[Handler]) -> None:
-        """A phase change alters capabilities the event does not carry: re-read them first."""
+        """A phase change alters capabilities the event does not carry: re-read them first.
+
+        A read answered before a later event arrived is older than the state and
+        ignored, so it is read again, `PHASE_REREADS` times at most.
+        """
         try:
-            await self.get()
+            for _ in range(PHASE_REREADS):
+                if self._apply(await self.client.http.request("GET", self._path)):
+                    break
         except PodiumError:
             log.warning("could not refresh %s after %s", self.cid, frame.get("type"))
         self._run(frame, targets)
@@ -384,11 +392,16 @@ class Call:
         return await self.client.http.request("POST", self._path + suffix, json=body)
 
     def _snapshot(self, data: JSON) -> CallState:
-        apply_snapshot(self.state, data)
+        self._apply(data)
+        return self.state
+
+    def _apply(self, data: JSON) -> bool:
+        """Apply a call state object; False if it was older than the state (and so ignored)."""
+        applied = apply_snapshot(self.state, data)
         for request_id in list(self.state.pending_requests):
             if request_id in self._resolved:
                 del self.state.pending_requests[request_id]
-        return self.state
+        return applied
 
     def _resolved_request(self, data: JSON) -> JSON:
         request = _request(data)

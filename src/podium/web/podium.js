@@ -36,6 +36,8 @@ export const SOURCE_CAPABILITY = Object.freeze({
 
 const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const PHASE_EVENTS = new Set(["call.live_started", "call.live_stopped", "call.ended"]);
+// Reads of the call after a phase change, until one is not older than the state.
+const PHASE_REREADS = 3;
 // A `sfu.stop_source` with one of these reasons means the server ended the whole media session.
 const SESSION_ENDING = new Set(["left", "blocked", "call_ended"]);
 const DEFAULT_TIMEOUT_MS = 15000;
@@ -807,8 +809,7 @@ export class Call {
     const changed = this.state.applyEvent(frame, this.client.userId);
     if (!changed) return;
     if (PHASE_EVENTS.has(type)) {
-      // A phase change alters capabilities the event does not carry: re-read them first.
-      this.get()
+      this.#reread()
         .catch(() => this.#changed())
         .finally(() => this._emit(frame));
       return;
@@ -861,12 +862,29 @@ export class Call {
   }
 
   #snapshot(data) {
-    this.state.applySnapshot(data);
+    this.#apply(data);
+    return this.state;
+  }
+
+  /** Apply a snapshot; false if it was older than the state (and so ignored). */
+  #apply(data) {
+    const applied = this.state.applySnapshot(data);
     for (const id of Object.keys(this.state.pendingRequests)) {
       if (this._resolved.has(id)) delete this.state.pendingRequests[id];
     }
     this.#changed();
-    return this.state;
+    return applied;
+  }
+
+  /**
+   * A phase change alters capabilities the event does not carry: re-read them. A read
+   * answered before a later event arrived is older than the state and ignored, so it
+   * is read again, a few times at most.
+   */
+  async #reread() {
+    for (let attempt = 0; attempt < PHASE_REREADS; attempt += 1) {
+      if (this.#apply(await this.client.request("GET", this.path))) return;
+    }
   }
 
   #changed() {
