@@ -8,6 +8,7 @@ import logging
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -15,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from podium.bus.events import CallEvent
 from podium.bus.redis import RedisBus
+from tests.backing_services import PrivateRedis
 from tests.bus import WAIT, Collector, make_event
 
 StartBus = Callable[..., Awaitable[RedisBus]]
@@ -154,10 +156,11 @@ async def test_reconnects_after_server_kills_the_subscription(
     # A client name lets the test kill only this bus's subscriber, not those
     # of tests running concurrently against the same server.
     name = f"podium-test-{uuid.uuid4().hex}"
+    publisher = await start_bus()
     bus = await start_bus(f"{redis_url}{'&' if '?' in redis_url else '?'}client_name={name}")
     got = Collector()
     bus.subscribe(got)
-    await bus.publish(make_event(1))
+    await publisher.publish(make_event(1))
     await got.wait_for(1)
 
     admin = Redis.from_url(redis_url, decode_responses=True)
@@ -174,7 +177,7 @@ async def test_reconnects_after_server_kills_the_subscription(
     async with asyncio.timeout(WAIT):
         while len(got.events) == 1:
             seq += 1
-            await bus.publish(make_event(seq))
+            await publisher.publish(make_event(seq))
             await asyncio.sleep(0.05)
     received = got.seqs()
     assert received == sorted(received)
@@ -182,3 +185,46 @@ async def test_reconnects_after_server_kills_the_subscription(
         r.name == "podium.bus" and r.levelno == logging.WARNING and "lost" in r.getMessage()
         for r in caplog.records
     )
+
+
+async def test_own_events_are_delivered_once_before_publish_returns(start_bus: StartBus) -> None:
+    bus = await start_bus()
+    other = await start_bus()
+    got, other_got = Collector(), Collector()
+    bus.subscribe(got)
+    other.subscribe(other_got)
+    for seq in (1, 2, 3):
+        await bus.publish(make_event(seq))
+        assert got.seqs()[-1] == seq
+    await other_got.wait_for(3)
+    # The copy Redis sends back to the publisher is dropped, not delivered twice.
+    await asyncio.sleep(0.2)
+    assert got.seqs() == [1, 2, 3]
+    assert other_got.seqs() == [1, 2, 3]
+
+
+async def test_publish_while_redis_is_down_still_delivers_here(
+    tmp_path: Path, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis = PrivateRedis(tmp_path).start()
+    bus = RedisBus(redis.url, channel)
+    try:
+        await bus.start()
+        got = Collector()
+        bus.subscribe(got)
+        redis.stop()
+        async with asyncio.timeout(WAIT):
+            for seq in range(1, 21):
+                await bus.publish(make_event(seq))
+        assert got.seqs() == list(range(1, 21))
+        warned = [r for r in caplog.records if "cannot publish" in r.getMessage()]
+        assert len(warned) == 1, "one warning per outage window, not one per event"
+
+        redis.start()
+        async with asyncio.timeout(WAIT):
+            while not any("takes events again" in r.getMessage() for r in caplog.records):
+                await bus.publish(make_event(len(got.events) + 1))
+                await asyncio.sleep(0.05)
+    finally:
+        await bus.close()
+        redis.stop()

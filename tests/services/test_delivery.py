@@ -17,6 +17,7 @@ from podium.services.context import Runtime
 from podium.services.delivery import EventHub
 from podium.services.identity import Identity
 from podium.store.sql import SqlStore
+from tests.sfu.test_call import eventually
 
 HOST = Identity("host", name="Host")
 CID = "default:room"
@@ -148,3 +149,23 @@ async def test_a_gap_longer_than_a_page_is_filled_completely(
     events = await _append(runtime, 8)
     await hub.on_event(events[-1])
     assert conn.seqs() == list(range(start + 1, start + 9))
+
+
+async def test_logged_events_no_bus_brought_are_delivered_by_catch_up(runtime: Runtime) -> None:
+    await _call(runtime)
+    hub = EventHub(runtime.store, runtime.bus, catch_up_interval_s=0.05)
+    conn = Recorder(HOST)
+    hub.connect(conn)
+    start = await hub.watch(conn, CID, None)
+    await hub.catch_up()
+    assert conn.seqs() == []
+    # Logged by "another node" whose bus messages never arrive.
+    first, second = await _append(runtime, 2)
+    await hub.start()
+    try:
+        await eventually(lambda: conn.seqs() == [start + 1, start + 2])
+        # The bus message arriving late changes nothing.
+        await hub.on_event(second)
+        assert conn.seqs() == [first.seq, second.seq]
+    finally:
+        await hub.close()

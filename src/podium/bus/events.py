@@ -8,7 +8,6 @@ from its `Audience`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -120,10 +119,3 @@ class CallEvent:
             audience=Audience.from_dict(data["audience"]),
             refresh=bool(data.get("refresh", False)),
         )
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> CallEvent:
-        return cls.from_dict(json.loads(text))

@@ -7,6 +7,12 @@ dropped, and a gap (events of one call published by two nodes can cross on
 the bus) is filled from the durable log first. So every watcher sees each
 event it may see exactly once, in order, whichever node produced it.
 
+The bus may lose events (Redis pub/sub drops what is published while a node
+is disconnected from it), so every `catch_up_interval_s` the hub also reads
+the last `seq` of each watched call from the store and delivers what it has
+not seen: an event made on another node during a bus outage reaches this
+node's watchers within that interval, without waiting for a later event.
+
 Recipients follow the event's `Audience`; the snapshot is patched from
 events marked `refresh` (and reloaded whenever it is older than
 `access_max_age`, which also picks up call-type changes), so decisions
@@ -63,6 +69,20 @@ def encode(frame: dict[str, Any]) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
+async def read_log(store: Store, cid: str, after: int, through: int) -> list[CallEvent]:
+    """The call's logged events with `after < seq <= through`, page by page however many."""
+    found: list[CallEvent] = []
+    async with store.read() as tx:
+        while after < through:
+            page = await tx.events_since(cid, after, limit=REPLAY_PAGE)
+            page = [e for e in page if e.seq <= through]
+            if not page:
+                break
+            found += page
+            after = page[-1].seq
+    return found
+
+
 @dataclass(eq=False)
 class Feed:
     cid: str
@@ -92,6 +112,7 @@ class EventHub:
         health_interval_s: float = 10.0,
         idle_timeout_s: float = 30.0,
         access_max_age_s: float = 5.0,
+        catch_up_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -99,24 +120,28 @@ class EventHub:
         self.health_interval_s = health_interval_s
         self.idle_timeout_s = idle_timeout_s
         self.access_max_age_s = access_max_age_s
+        self.catch_up_interval_s = catch_up_interval_s
         self.clock = clock
         self.feeds: dict[str, Feed] = {}
         self.by_user: dict[str, set[Connection]] = defaultdict(set)
         self._unsubscribe: Callable[[], None] | None = None
-        self._health: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._unsubscribe = self.bus.subscribe(self.on_event)
         metrics.CONNECTIONS.set_function(lambda: self.connection_count)
         metrics.WATCHED_CALLS.set_function(lambda: len(self.feeds))
-        self._health = asyncio.create_task(self._health_loop(), name="podium-health")
+        self._tasks = [
+            asyncio.create_task(self._health_loop(), name="podium-health"),
+            asyncio.create_task(self._catch_up_loop(), name="podium-catch-up"),
+        ]
 
     async def close(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._health is not None:
-            self._health.cancel()
-            await asyncio.gather(self._health, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for conns in list(self.by_user.values()):
             for conn in list(conns):
                 conn.close(1001, "server shutting down")
@@ -136,6 +161,13 @@ class EventHub:
                 del self.by_user[conn.identity.user_id]
         for cid in [cid for cid, feed in self.feeds.items() if conn in feed.cursors]:
             self.unwatch(conn, cid)
+
+    def send_to(self, user_id: str, connection_id: str, text: str) -> None:
+        """Queue a frame on one connection of this node, if it is still open."""
+        for conn in self.by_user.get(user_id, ()):
+            if conn.id == connection_id:
+                conn.send(text)
+                return
 
     async def watch(self, conn: Connection, cid: str, since: int | None) -> int:
         """Start delivering `cid`'s events to `conn`; replays those after `since` first.
@@ -177,30 +209,34 @@ class EventHub:
             if event.audience.kind is AudienceKind.USERS:
                 await self._send_to_users(event, event.audience.user_ids, None)
             return
+        await self._deliver_through(feed, event.seq, event)
+
+    async def catch_up(self) -> None:
+        """Deliver every logged event of a watched call that the bus has not brought yet."""
+        feeds = [f for f in self.feeds.values() if f.access is not None]
+        if not feeds:
+            return
+        async with self.store.read() as tx:
+            logged = await tx.last_seqs([f.cid for f in feeds])
+        for feed in feeds:
+            last = logged.get(feed.cid, -1)
+            if last > feed.last_seq and self.feeds.get(feed.cid) is feed:
+                await self._deliver_through(feed, last)
+
+    async def _deliver_through(self, feed: Feed, seq: int, event: CallEvent | None = None) -> None:
+        """Deliver the feed's events up to `seq`, reading from the log what `event` skips."""
         async with feed.lock:
-            if feed.access is None or event.seq <= feed.last_seq:
+            if feed.access is None or seq <= feed.last_seq:
                 return
-            batch = [event]
-            if event.seq > feed.last_seq + 1:
+            if event is not None and seq == feed.last_seq + 1:
+                batch = [event]
+            else:
                 metrics.GAP_FILLS.inc()
-                batch = await self._missing(feed, event)
+                batch = await read_log(self.store, feed.cid, feed.last_seq, seq)
+                if event is not None and (not batch or batch[-1].seq < seq):
+                    batch.append(event)
             for item in batch:
                 await self._deliver(feed, item)
-
-    async def _missing(self, feed: Feed, event: CallEvent) -> list[CallEvent]:
-        """The log from the feed's last seq up to `event` (page by page, however far)."""
-        found: list[CallEvent] = []
-        after = feed.last_seq
-        async with self.store.read() as tx:
-            while after < event.seq:
-                page = await tx.events_since(feed.cid, after, limit=REPLAY_PAGE)
-                if not page:
-                    break
-                found += page
-                after = page[-1].seq
-        if not found or found[-1].seq < event.seq:
-            found.append(event)
-        return found
 
     async def _deliver(self, feed: Feed, event: CallEvent) -> None:
         if self.clock() - feed.loaded_at > self.access_max_age_s:
@@ -332,6 +368,14 @@ class EventHub:
             if feed.last_seq < 0:
                 feed.last_seq = ctx.call.last_seq
         feed.loaded_at = self.clock()
+
+    async def _catch_up_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.catch_up_interval_s)
+            try:
+                await self.catch_up()
+            except Exception:
+                log.exception("catching up from the event log failed; retrying")
 
     async def _health_loop(self) -> None:
         frame = encode({"type": "health.check"})

@@ -181,6 +181,11 @@ class SfuCall:
     def participants(self) -> frozenset[str]:
         return frozenset(self._participants)
 
+    @property
+    def publishers(self) -> frozenset[str]:
+        """Participants with a source accepted: the ones whose capabilities gate media."""
+        return frozenset(u for u, p in self._participants.items() if p.session.publishing)
+
     # Inputs.
 
     async def join(self, user_id: str, caps: frozenset[Capability]) -> None:

@@ -203,6 +203,11 @@ class ParticipantSession:
         return MappingProxyType(self._sources)
 
     @property
+    def publishing(self) -> bool:
+        """Whether any source is accepted (forwarding, or waiting for the transport)."""
+        return any(state in _LIVE for state in self._sources.values())
+
+    @property
     def forwarded(self) -> tuple[Track, ...]:
         """The remote tracks this participant currently receives."""
         return self._forwarded

@@ -113,6 +113,10 @@ class Transaction(Protocol):
         """Events with `seq > since`, in `seq` order."""
         ...
 
+    async def last_seqs(self, cids: Sequence[str]) -> dict[str, int]:
+        """The last logged `seq` of each of these calls that exists (one query per 500)."""
+        ...
+
 
 class Store(Protocol):
     async def open(self) -> None:

@@ -73,6 +73,8 @@ _DRIVERS: Final = {
 _MIGRATION_LOCK_KEY: Final = 0x706F6469756D
 # Advisory locks on (space, hashtext(cid)) stand in for the row lock of a call not yet created.
 _CALL_LOCK_SPACE: Final = 0x50444D
+# Ids per `IN (...)` list: well under SQLite's and asyncpg's bound-parameter limits.
+_IN_CHUNK: Final = 500
 # Execution option telling the SQLite `begin` hook which BEGIN to emit.
 _SQLITE_BEGIN: Final = "podium_sqlite_begin"
 # busy_timeout first: switching a new file to WAL takes a lock other openers must wait for.
@@ -478,6 +480,17 @@ class SqlTransaction:
             .limit(limit)
         )
         return [schema.event_from_row(row) for row in rows]
+
+    async def last_seqs(self, cids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        unique = sorted(set(cids))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            rows = await self._all(
+                select(calls.c.cid, calls.c.last_seq).where(calls.c.cid.in_(chunk))
+            )
+            found.update({row.cid: row.last_seq for row in rows})
+        return found
 
 
 def _upsert(conn: SqlConnection, table: Table, row: dict[str, Any], key: list[str]) -> Executable:

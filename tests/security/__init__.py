@@ -1,0 +1,1 @@
+"""The security suite: authorization matrix, hostile input, limits and fault scenarios."""
