@@ -89,7 +89,7 @@ from bench.common import (
     system_busy_seconds,
 )
 from podium.sfu.adapter import peer_connection, tap_receiver
-from podium.tokens import mint_user_token
+from podium.tokens import mint_server_token, mint_user_token
 
 T = TypeVar("T")
 
@@ -1152,7 +1152,9 @@ async def podium_phase(args: argparse.Namespace) -> dict[str, Any]:
 
             async def scrape() -> int | None:
                 try:
-                    return metric_total((await http.get(f"{server.url}/metrics")).text, SFU_METRIC)
+                    operator = {"Authorization": f"Bearer {mint_server_token(SECRET)}"}
+                    scraped = await http.get(f"{server.url}/metrics", headers=operator)
+                    return metric_total(scraped.text, SFU_METRIC)
                 except httpx.HTTPError:
                     return None
 

@@ -96,7 +96,7 @@ def test_user_token_without_options_has_only_the_required_claims(runner: CliRunn
     result = runner.invoke(app, ["token", "bob"])
     assert result.exit_code == 0, result.output
     claims = _decode(result.stdout.strip())
-    assert set(claims) == {"sub", "iat", "exp"}
+    assert set(claims) == {"sub", "iat", "exp", "jti"}
     assert claims["exp"] - claims["iat"] == 24 * 3600  # type: ignore[operator]
 
 

@@ -16,6 +16,7 @@ from podium.config import (
     DEFAULT_SECRET_FILE,
     LOOPBACK_HOSTS,
     IceServer,
+    Limits,
     Settings,
     SettingsError,
     load_secret,
@@ -133,22 +134,47 @@ def test_podium_secret_wins_and_no_file_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "other").write_text("from-file\n")
+    _private_file(tmp_path / "other", "from-file\n")
     settings = Settings.from_env({"PODIUM_SECRET": SECRET, "PODIUM_SECRET_FILE": "other"})
     assert settings.secret == SECRET
     assert sorted(os.listdir(tmp_path)) == ["other"]
 
 
+def _private_file(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
 def test_existing_secret_file_is_read_and_stripped(tmp_path: Path) -> None:
-    path = tmp_path / "secret"
-    path.write_text("  kept-secret-value  \n\n")
-    assert load_secret(path) == "kept-secret-value"
-    assert path.read_text() == "  kept-secret-value  \n\n", "an existing secret is not rewritten"
+    path = _private_file(tmp_path / "secret", f"  {SECRET}  \n\n")
+    assert load_secret(path) == SECRET
+    assert path.read_text() == f"  {SECRET}  \n\n", "an existing secret is not rewritten"
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o666])
+def test_a_secret_file_others_can_read_is_refused(tmp_path: Path, mode: int) -> None:
+    path = _private_file(tmp_path / "secret", SECRET)
+    path.chmod(mode)
+    with pytest.raises(SettingsError, match=rf"mode {mode:04o}\); run: chmod 600 "):
+        Settings.from_env({"PODIUM_SECRET_FILE": str(path)})
+
+
+@pytest.mark.parametrize("secret", ["abc", "x" * 31, "é" * 15])
+def test_short_secrets_are_refused_with_a_way_to_make_one(tmp_path: Path, secret: str) -> None:
+    with pytest.raises(SettingsError, match=r"at least 32 random bytes.*secrets.token_urlsafe"):
+        Settings.from_env({"PODIUM_SECRET": secret})
+    path = _private_file(tmp_path / "secret", secret)
+    with pytest.raises(SettingsError, match="at least 32"):
+        load_secret(path)
+
+
+def test_a_32_byte_secret_is_enough() -> None:
+    assert Settings.from_env({"PODIUM_SECRET": "s" * 32}).secret == "s" * 32
 
 
 def test_empty_secret_file_is_replaced(tmp_path: Path) -> None:
-    path = tmp_path / "secret"
-    path.write_text(" \n")
+    path = _private_file(tmp_path / "secret", " \n")
     secret = load_secret(path)
     assert len(secret) >= 32
     assert path.read_text() == secret + "\n"
@@ -201,5 +227,48 @@ def test_ice_servers_and_turn_settings() -> None:
     ],
 )
 def test_bad_ice_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"PODIUM_SECRET": SECRET, **env})
+
+
+# limits and the other trust settings
+
+
+def test_limits_have_defaults_and_each_can_be_set() -> None:
+    settings = Settings.from_env({"PODIUM_SECRET": SECRET})
+    assert settings.limits == Limits()
+    assert (settings.presence_grace_s, settings.metrics_port) == (30.0, None)
+    assert settings.metrics_call_labels is False
+    env = {f"PODIUM_LIMIT_{f.name.upper()}": "7" for f in dataclasses.fields(Limits)}
+    limits = Settings.from_env({"PODIUM_SECRET": SECRET, **env}).limits
+    assert all(getattr(limits, f.name) == 7 for f in dataclasses.fields(Limits))
+    assert Limits.from_env({"PODIUM_LIMIT_WS_MESSAGES_PER_S": "2.5"}).ws_messages_per_s == 2.5
+    other = Settings.from_env(
+        {
+            "PODIUM_SECRET": SECRET,
+            "PODIUM_PRESENCE_GRACE_S": "5",
+            "PODIUM_METRICS_PORT": "9100",
+            "PODIUM_METRICS_CALL_LABELS": "1",
+        }
+    )
+    assert (other.presence_grace_s, other.metrics_port, other.metrics_call_labels) == (
+        5.0,
+        9100,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PODIUM_LIMIT_CALLS_PER_HOUR": "0"}, "PODIUM_LIMIT_CALLS_PER_HOUR must be a positive"),
+        ({"PODIUM_LIMIT_CALLS_PER_HOUR": "2.5"}, "whole number"),
+        ({"PODIUM_LIMIT_HEADER_TIMEOUT_S": "-1"}, "PODIUM_LIMIT_HEADER_TIMEOUT_S"),
+        ({"PODIUM_LIMIT_WS_FRAME_BYTES": "lots"}, "PODIUM_LIMIT_WS_FRAME_BYTES"),
+        ({"PODIUM_PRESENCE_GRACE_S": "0"}, "PODIUM_PRESENCE_GRACE_S"),
+        ({"PODIUM_METRICS_PORT": "70000"}, "PODIUM_METRICS_PORT"),
+    ],
+)
+def test_bad_limits_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({"PODIUM_SECRET": SECRET, **env})

@@ -37,7 +37,7 @@ def test_user_token_round_trip() -> None:
 def test_user_token_minimal_claims() -> None:
     token = mint_user_token(SECRET, "bob")
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
-    assert set(claims) == {"sub", "iat", "exp"}
+    assert set(claims) == {"sub", "iat", "exp", "jti"}
     assert claims["exp"] - claims["iat"] == 24 * 3600
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     assert verify(SECRET, token) == Identity(user_id="bob")

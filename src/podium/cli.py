@@ -13,7 +13,12 @@ from rich.table import Table
 
 from podium.config import LOOPBACK_HOSTS, Settings, SettingsError
 from podium.core.call_types import CallType
-from podium.tokens import mint_server_token, mint_user_token
+from podium.tokens import (
+    DEFAULT_SERVER_TTL_S,
+    DEFAULT_USER_TTL_S,
+    mint_server_token,
+    mint_user_token,
+)
 
 app = typer.Typer(help="Podium: moderated audio rooms and video calls.", no_args_is_help=True)
 call_types_app = typer.Typer(help="Inspect call types.", no_args_is_help=True)
@@ -35,38 +40,49 @@ def serve(
     redis_url: Annotated[
         str | None, typer.Option(envvar="PODIUM_REDIS_URL", help="Redis URL for multi-node.")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="PODIUM_METRICS_PORT",
+            min=1,
+            max=65535,
+            help="Also serve /metrics without a token on 127.0.0.1:PORT.",
+        ),
+    ] = None,
 ) -> None:
     """Run the Podium server."""
-    import uvicorn
-
     from podium.api.app import create_app
+    from podium.serving import PortInUse, bind
+    from podium.serving import serve as run_server
 
     if dev and host not in LOOPBACK_HOSTS:
         err.print(f"[red]--dev mints tokens for anyone: refusing to serve it on {host}[/red]")
         raise typer.Exit(2)
     try:
         settings = Settings.from_env().with_overrides(
-            host=host, port=port, dev=dev, database_url=database_url, redis_url=redis_url
+            host=host,
+            port=port,
+            dev=dev,
+            database_url=database_url,
+            redis_url=redis_url,
+            metrics_port=metrics_port,
         )
     except SettingsError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    try:
+        sock = bind(host, port)
+        if settings.metrics_port is not None:
+            bind("127.0.0.1", settings.metrics_port).close()
+    except PortInUse as exc:
+        err.print(f"[red]podium serve: {exc} (is another server running? try --port)[/red]")
+        raise typer.Exit(1) from None
     bus = "redis" if settings.redis_url else "in-process"
     err.print(
         f"Podium on http://{host}:{port}/  database={_redacted(settings.database_url)} "
         f"bus={bus}{'  dev tokens ON' if dev else ''}"
     )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        # Event frames are small JSON: deflating each one per connection costs more
-        # CPU than it saves. The sans-io protocol writes frames without a task switch.
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_ping_interval=None,
-    )
+    run_server(create_app(settings), settings, sock)
 
 
 @app.command()
@@ -74,23 +90,82 @@ def token(
     user: Annotated[str | None, typer.Argument(help="User id (omit with --server).")] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     role: Annotated[str | None, typer.Option(help="Token role, e.g. admin.")] = None,
-    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1)] = 24 * 3600,
+    ttl: Annotated[
+        int | None,
+        typer.Option(
+            help="Lifetime in seconds (default: 1 day for users, 1 hour with --server; "
+            "at most PODIUM_LIMIT_TOKEN_TTL_S, 30 days unless set).",
+            min=1,
+        ),
+    ] = None,
     server: Annotated[bool, typer.Option("--server", help="Mint a server token.")] = False,
+    revoke: Annotated[
+        str | None,
+        typer.Option(
+            "--revoke",
+            metavar="JWT",
+            help="Revoke this token on every node sharing the database, until it expires.",
+        ),
+    ] = None,
 ) -> None:
-    """Print a signed token for USER (or a server token with --server)."""
-    settings = Settings.from_env()
+    """Print a signed token for USER (or a server token with --server), or revoke one."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    if revoke is not None:
+        if user is not None or server or ttl is not None:
+            err.print("[red]--revoke takes only the token to revoke[/red]")
+            raise typer.Exit(2)
+        raise typer.Exit(asyncio.run(_revoke(settings, revoke)))
     if server == (user is not None):
         err.print("[red]give a USER, or --server (not both)[/red]")
         raise typer.Exit(2)
+    longest = settings.limits.token_ttl_s
+    lifetime = ttl or (DEFAULT_SERVER_TTL_S if server else DEFAULT_USER_TTL_S)
+    if lifetime > longest:
+        err.print(
+            f"[red]--ttl {lifetime} is longer than the {longest} s allowed "
+            "(PODIUM_LIMIT_TOKEN_TTL_S); mint a shorter token[/red]"
+        )
+        raise typer.Exit(2)
     if server:
-        typer.echo(mint_server_token(settings.secret, ttl_s=ttl))
+        typer.echo(mint_server_token(settings.secret, ttl_s=lifetime))
         return
     assert user is not None
     try:
-        typer.echo(mint_user_token(settings.secret, user, name=name, role=role, ttl_s=ttl))
+        typer.echo(mint_user_token(settings.secret, user, name=name, role=role, ttl_s=lifetime))
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
+
+
+async def _revoke(settings: Settings, token: str) -> int:
+    from podium.core.errors import PodiumError
+    from podium.services.context import utcnow
+    from podium.services.revocations import record_revocation, revocation_of
+    from podium.store.sql import create_store
+
+    try:
+        revoked = revocation_of(settings.secret, token, by=None, now=utcnow())
+    except PodiumError as exc:
+        err.print(f"[red]{exc.message}: {exc.details.get('token', '')}[/red]")
+        return 2
+    if revoked is None:
+        console.print("that token has already expired: nothing to revoke")
+        return 0
+    store = create_store(settings.database_url)
+    await store.open()
+    try:
+        await record_revocation(store, revoked)
+    finally:
+        await store.close()
+    console.print(
+        f"revoked {revoked.token_id} until {revoked.expires_at:%Y-%m-%d %H:%M:%S} UTC "
+        "(servers refuse it within a second)"
+    )
+    return 0
 
 
 @app.command()

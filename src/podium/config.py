@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+import stat
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite:///./podium.db"
@@ -14,7 +15,11 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_TURN_TTL_S = 24 * 3600
+DEFAULT_PRESENCE_GRACE_S = 30.0
 ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
+#: The shortest secret accepted: HS256 tokens are only as strong as it.
+MIN_SECRET_BYTES = 32
+GENERATE_SECRET_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
 
 
 class SettingsError(ValueError):
@@ -74,6 +79,56 @@ def parse_ice_servers(text: str) -> tuple[IceServer, ...]:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Every limit the server enforces, with its default (docs/security.md explains each).
+
+    Each one is set with `PODIUM_LIMIT_<NAME>`, e.g. `PODIUM_LIMIT_WS_FRAME_BYTES=32768`.
+    """
+
+    #: HTTP request body (413 past it).
+    body_bytes: int = 64 * 1024
+    #: WebSocket frame, enforced by the protocol layer before authentication too (close 1009).
+    ws_frame_bytes: int = 64 * 1024
+    #: Frames a connection may send per second on average, and in one burst (close 1008).
+    ws_messages_per_s: float = 20.0
+    ws_message_burst: int = 100
+    #: Open WebSockets per user on one server process (server tokens are not counted).
+    ws_connections_per_user: int = 16
+    #: Permission requests made plus cancelled, per user and call, in any 60 s (429).
+    requests_per_minute: int = 30
+    #: Calls a user may create in any hour (server tokens are not counted).
+    calls_per_hour: int = 100
+    #: One SDP offer or answer: its size and its number of m-lines.
+    sdp_bytes: int = 32 * 1024
+    sdp_media_sections: int = 16
+    #: Remote ICE candidates per media session.
+    ice_candidates: int = 64
+    #: Seconds a client may take to send a request's headers.
+    header_timeout_s: float = 10.0
+    #: The longest lifetime `podium token` mints.
+    token_ttl_s: int = 30 * 24 * 3600
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Limits:
+        values: dict[str, float | int] = {}
+        for f in fields(cls):
+            name = f"PODIUM_LIMIT_{f.name.upper()}"
+            text = env.get(name)
+            if not text:
+                continue
+            kind = float if f.type == "float" else int
+            try:
+                value = kind(text)
+            except ValueError:
+                value = 0
+            if not value > 0:
+                what = "a positive number" if kind is float else "a positive whole number"
+                raise SettingsError(f"{name} must be {what}, got {text!r}")
+            values[f.name] = value
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class Settings:
     secret: str
     database_url: str = DEFAULT_DATABASE_URL
@@ -85,14 +140,23 @@ class Settings:
     ice_servers: tuple[IceServer, ...] = field(default=())
     turn_secret: str | None = None
     turn_ttl_s: int = DEFAULT_TURN_TTL_S
+    limits: Limits = field(default_factory=Limits)
+    #: A participant whose last connection has been gone this long leaves the call.
+    presence_grace_s: float = DEFAULT_PRESENCE_GRACE_S
+    #: Where `/metrics` is also served without a token, on 127.0.0.1 only (None: not at all).
+    metrics_port: int | None = None
+    #: Whether per-call metrics carry the call id as a label (off: calls are not named).
+    metrics_call_labels: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         """`PODIUM_SECRET` (else a generated one kept in `PODIUM_SECRET_FILE`),
         `PODIUM_DATABASE_URL`, `PODIUM_REDIS_URL`, `PODIUM_MEDIA_LOOPBACK` ("1": the SFU
         offers only 127.0.0.1 candidates), `PODIUM_ICE_SERVERS` (JSON, see
-        `parse_ice_servers`), `PODIUM_TURN_SECRET` and `PODIUM_TURN_TTL` (seconds).
-        Raises `SettingsError` naming the variable when a value is unusable."""
+        `parse_ice_servers`), `PODIUM_TURN_SECRET` and `PODIUM_TURN_TTL` (seconds),
+        `PODIUM_PRESENCE_GRACE_S`, `PODIUM_METRICS_PORT`, `PODIUM_METRICS_CALL_LABELS`
+        ("1") and the `PODIUM_LIMIT_*` of `Limits`. Raises `SettingsError` naming the
+        variable when a value is unusable."""
         env = dict(os.environ if env is None else env)
         ttl_text = env.get("PODIUM_TURN_TTL") or str(DEFAULT_TURN_TTL_S)
         if not ttl_text.isdigit() or not 60 <= int(ttl_text) <= 7 * 24 * 3600:
@@ -106,9 +170,25 @@ class Settings:
                 "a TURN server in PODIUM_ICE_SERVERS has no username/credential: "
                 "give them, or set PODIUM_TURN_SECRET for per-join credentials"
             )
-        secret = env.get("PODIUM_SECRET") or load_secret(
-            Path(env.get("PODIUM_SECRET_FILE", DEFAULT_SECRET_FILE))
-        )
+        if env.get("PODIUM_SECRET"):
+            secret = env["PODIUM_SECRET"]
+            check_secret(secret, "PODIUM_SECRET")
+        else:
+            secret = load_secret(Path(env.get("PODIUM_SECRET_FILE", DEFAULT_SECRET_FILE)))
+        grace_text = env.get("PODIUM_PRESENCE_GRACE_S") or str(DEFAULT_PRESENCE_GRACE_S)
+        try:
+            grace = float(grace_text)
+        except ValueError:
+            grace = 0.0
+        if not 1 <= grace <= 24 * 3600:
+            raise SettingsError(
+                f"PODIUM_PRESENCE_GRACE_S must be seconds from 1 to 86400, got {grace_text!r}"
+            )
+        metrics_text = env.get("PODIUM_METRICS_PORT") or None
+        if metrics_text is not None and not (
+            metrics_text.isdigit() and 1 <= int(metrics_text) <= 65535
+        ):
+            raise SettingsError(f"PODIUM_METRICS_PORT must be a port number, got {metrics_text!r}")
         return cls(
             secret=secret,
             database_url=env.get("PODIUM_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -117,6 +197,10 @@ class Settings:
             ice_servers=ice_servers,
             turn_secret=turn_secret,
             turn_ttl_s=int(ttl_text),
+            limits=Limits.from_env(env),
+            presence_grace_s=grace,
+            metrics_port=int(metrics_text) if metrics_text else None,
+            metrics_call_labels=env.get("PODIUM_METRICS_CALL_LABELS") == "1",
         )
 
     def with_overrides(
@@ -127,6 +211,7 @@ class Settings:
         dev: bool | None = None,
         database_url: str | None = None,
         redis_url: str | None = None,
+        metrics_port: int | None = None,
     ) -> Settings:
         """These settings with every given (not None) value replaced, e.g. from CLI flags."""
         return replace(
@@ -136,14 +221,35 @@ class Settings:
             dev=self.dev if dev is None else dev,
             database_url=database_url or self.database_url,
             redis_url=redis_url or self.redis_url,
+            metrics_port=self.metrics_port if metrics_port is None else metrics_port,
+        )
+
+
+def check_secret(secret: str, where: str) -> None:
+    """Refuse a secret short enough to guess from one token."""
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise SettingsError(
+            f"{where} is {len(secret.encode())} bytes; use at least {MIN_SECRET_BYTES} "
+            f"random bytes, e.g. from: {GENERATE_SECRET_HINT}"
         )
 
 
 def load_secret(path: Path) -> str:
-    """Read the secret file, creating it (mode 0600) with a random secret if absent."""
+    """Read the secret file, creating it (mode 0600) with a random secret if absent.
+
+    An existing file must be readable by its owner only: a secret others can
+    read lets them mint any token.
+    """
     if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise SettingsError(
+                f"secret file {path} can be read by group or others (mode {mode:04o}); "
+                f"run: chmod 600 {path}"
+            )
         secret = path.read_text().strip()
         if secret:
+            check_secret(secret, f"the secret in {path}")
             return secret
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -66,6 +66,7 @@ OPERATIONS = [
     ("POST", "/v1/calls/{type}/{id}/mute"),
     ("POST", "/v1/calls/{type}/{id}/block"),
     ("POST", "/v1/calls/{type}/{id}/unblock"),
+    ("POST", "/v1/tokens/revoke"),
     ("GET", "/healthz"),
     ("GET", "/v1/server"),
     ("POST", "/v1/dev/token"),

@@ -1,10 +1,10 @@
-"""`/metrics`: Prometheus text that follows what the server did."""
+"""`/metrics`: Prometheus text that follows what the server did, for server tokens only."""
 
 from __future__ import annotations
 
 import re
 
-from tests.api.helpers import ClientFactory, WsFactory, create, uid
+from tests.api.helpers import ClientFactory, WsFactory, create, expect_error, uid
 from tests.server import ServerProcess
 
 
@@ -19,7 +19,8 @@ async def test_metrics_follow_events_and_connections(
 ) -> None:
     host_id = uid("host")
     host = clients(host_id)
-    before = (await host.get(f"{server.url}/metrics")).text
+    operator = clients()
+    before = (await operator.get(f"{server.url}/metrics")).text
     probe = await ws_connect(server.token(host_id))
     await probe.connected()
     room, _ = await create(host, "default")
@@ -27,7 +28,7 @@ async def test_metrics_follow_events_and_connections(
     await host.post(room.path("/mute"), json={"user_ids": ["nobody"]})
     await probe.wait_type("call.user_muted")
 
-    response = await host.get(f"{server.url}/metrics")
+    response = await operator.get(f"{server.url}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     after = response.text
@@ -38,3 +39,8 @@ async def test_metrics_follow_events_and_connections(
     assert _value(after, "podium_frames_delivered_total") > _value(
         before, "podium_frames_delivered_total"
     )
+
+
+async def test_metrics_need_a_server_token(server: ServerProcess, clients: ClientFactory) -> None:
+    expect_error(await clients(uid("u")).get("/metrics"), 403, "permission_denied")
+    expect_error(await clients(token="garbage").get("/metrics"), 401, "invalid_token")

@@ -220,7 +220,9 @@ async def test_invalid_frames_get_error_frames_and_keep_the_connection(
         {"type": "watch", "call_cid": room.cid, "since": True},
         {"type": "watch", "call_cid": room.cid, "since": 1.5},
         {"type": "unwatch", "call_cid": None},
-        "x" * (70 * 1024),
+        '{"type": "ping", "n": NaN}',
+        '{"type": "ping", "s": "\\ud800"}',
+        '{"type": "ping", "deep": ' + "[" * 40 + "]" * 40 + "}",
     ]
     for frame in bad_frames:
         start = len(probe.frames)

@@ -35,7 +35,9 @@ def metric(text: str, name: str, labels: str = "") -> float:
 
 
 async def scrape(api: Api) -> str:
-    response = await api.http.get("/metrics")
+    """`/metrics` of `api`'s server, read with a server token."""
+    headers = {"Authorization": f"Bearer {api.server.server_token()}"}
+    response = await api.http.get("/metrics", headers=headers)
     assert response.status_code == 200
     return response.text
 
@@ -47,7 +49,10 @@ async def test_role_change_stops_the_source_and_idle_calls_are_dropped(
     cid = f"audio_room:{call_id}"
     path = f"/calls/audio_room/{call_id}"
     server = ServerProcess(
-        tmp_path, sqlite_url, dev=True, extra_env={"PODIUM_MEDIA_LOOPBACK": "1"}
+        tmp_path,
+        sqlite_url,
+        dev=True,
+        extra_env={"PODIUM_MEDIA_LOOPBACK": "1", "PODIUM_METRICS_CALL_LABELS": "1"},
     ).start()
     host, speaker = Api(server, HOST), Api(server, SPEAKER)
     sockets: list[Watcher] = []

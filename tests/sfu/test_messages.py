@@ -210,6 +210,7 @@ def test_server_messages_to_wire(message: ServerMessage, wire: dict[str, Any]) -
                 "negotiation_in_progress",
                 "unexpected_answer",
                 "replaced",
+                "limit_exceeded",
             ],
         ),
     ],

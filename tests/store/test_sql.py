@@ -240,8 +240,8 @@ async def test_members(store: SqlStore) -> None:
 
 async def test_participants(store: SqlStore) -> None:
     await add_calls(store, make_call("a"), make_call("b"))
-    ann = ParticipantRecord("default:a", "ann", "Ann", "https://img/ann", at(1))
-    ben = ParticipantRecord("default:a", "ben", None, None, at(2))
+    ann = ParticipantRecord("default:a", "ann", "Ann", "https://img/ann", at(1), at(1))
+    ben = ParticipantRecord("default:a", "ben", None, None, at(2), at(2))
     async with store.write("default:a") as tx:
         for p in (ben, ann, replace(ann, call_cid="default:b")):
             await tx.upsert_participant(p)
@@ -479,7 +479,7 @@ async def test_data_survives_close_and_reopen(database_url: str) -> None:
         await tx.upsert_member(member)
         await tx.insert_request(request)
         await tx.insert_block(BlockRecord(call.cid, "troll", "alice", T0))
-        await tx.upsert_participant(ParticipantRecord(call.cid, "alice", "A", None, T0))
+        await tx.upsert_participant(ParticipantRecord(call.cid, "alice", "A", None, T0, T0))
         event = await append_event(tx, call.cid, "t", {"k": 1}, Audience.watchers(), created_at=T0)
     await first.close()
 

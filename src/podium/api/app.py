@@ -12,12 +12,15 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from podium import __version__
-from podium.api import errors, routes, web, ws
-from podium.api.deps import Services
-from podium.api.limits import BodyLimit
+from podium.api import docs, errors, routes, web, ws
+from podium.api.deps import Caller, Services
+from podium.api.hosts import LoopbackHostsOnly
+from podium.api.limits import BodyGuard
+from podium.api.metrics_port import serve_metrics
 from podium.api.schemas import DevTokenIn
 from podium.bus.factory import create_bus
 from podium.config import Settings
+from podium.core.errors import PermissionDenied
 from podium.services import metrics
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
@@ -26,6 +29,8 @@ from podium.services.expiry import sweep_forever
 from podium.services.media import MediaService
 from podium.services.moderation import ModerationService
 from podium.services.permissions import PermissionsService
+from podium.services.presence import PresenceService
+from podium.services.revocations import Revocations
 from podium.store.sql import create_store
 from podium.tokens import mint_user_token
 
@@ -39,7 +44,11 @@ def create_app(settings: Settings) -> FastAPI:
         await bus.start()
         hub = EventHub(store, bus)
         await hub.start()
-        runtime = Runtime(store, bus)
+        revocations = Revocations(
+            store, on_revoked=lambda ids: hub.close_tokens(ids, 4001, "token_revoked")
+        )
+        await revocations.start()
+        runtime = Runtime(store, bus, limits=settings.limits)
         permissions = PermissionsService(runtime)
         media = MediaService(
             runtime,
@@ -50,6 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
             loopback_only=settings.media_loopback_only,
         )
         await media.start()
+        presence = PresenceService(runtime, hub, grace_s=settings.presence_grace_s)
+        await presence.start()
+        metrics.SFU.call_labels = settings.metrics_call_labels
         app.state.services = Services(
             settings=settings,
             calls=CallsService(runtime),
@@ -57,18 +69,26 @@ def create_app(settings: Settings) -> FastAPI:
             moderation=ModerationService(runtime),
             hub=hub,
             media=media,
+            revocations=revocations,
         )
         sweeper = asyncio.create_task(sweep_forever(permissions), name="podium-expiry")
         # Modules, models and tables loaded so far live as long as the process: keep
         # them out of the collector's full passes, which otherwise stall the loop.
         gc.collect()
         gc.freeze()
+        exporter = None
+        if settings.metrics_port is not None:
+            exporter = await serve_metrics(settings.metrics_port)
         try:
             yield
         finally:
+            if exporter is not None:
+                exporter.close()
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+            await presence.close()
             await media.close()
+            await revocations.close()
             await hub.close()
             await bus.close()
             await store.close()
@@ -78,16 +98,23 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="Moderated audio rooms and video calls: calls, permission requests, events.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(ws.router)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyGuard, limit=settings.limits.body_bytes)
+    if settings.dev:
+        app.add_middleware(LoopbackHostsOnly)
     web.install(app, settings)
+    docs.install(app)
 
     @app.get("/metrics", tags=["server"], include_in_schema=False)
-    async def metrics_text() -> Response:
-        """Prometheus text format."""
+    async def metrics_text(who: Caller) -> Response:
+        """Prometheus text format, for server tokens (`--metrics-port` serves it without one)."""
+        if not who.server:
+            raise PermissionDenied("metrics need a server token", {"server": True})
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["server"])

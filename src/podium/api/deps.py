@@ -16,6 +16,7 @@ from podium.services.identity import Identity
 from podium.services.media import MediaService
 from podium.services.moderation import ModerationService
 from podium.services.permissions import PermissionsService
+from podium.services.revocations import Revocations
 from podium.tokens import verify
 
 
@@ -27,6 +28,7 @@ class Services:
     moderation: ModerationService
     hub: EventHub
     media: MediaService
+    revocations: Revocations
 
 
 async def services(request: Request) -> Services:
@@ -45,7 +47,9 @@ async def identity(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise InvalidToken("missing bearer token: send 'Authorization: Bearer <JWT>'")
     found: Services = request.app.state.services
-    return verify(found.settings.secret, credentials.credentials)
+    who = verify(found.settings.secret, credentials.credentials)
+    found.revocations.check(who)
+    return who
 
 
 Svc = Annotated[Services, Depends(services)]

@@ -1,8 +1,15 @@
-"""Request body limit: 413 `payload_too_large` past 64 KiB, declared or streamed.
+"""Request bodies, checked before the application sees them.
 
-A body without Content-Length (chunked) is read here, at most one byte past
-the limit, before the application sees it, so an oversized upload is refused
-with 413 instead of failing inside the JSON parser.
+`BodyGuard` reads the whole body first (at most one byte past the limit,
+declared or streamed) and refuses, in the API's error shape:
+
+- 413 `payload_too_large` past `limit` bytes;
+- 422 `validation_error` for JSON that Podium would store but could not send
+  back (`podium.core.json_values`: `NaN`/`Infinity`, lone surrogates, numbers
+  too large, nesting deeper than `MAX_DEPTH`), with the reason.
+
+Bodies that are not JSON at all go on to the application, which answers
+400 `invalid_json`.
 """
 
 from __future__ import annotations
@@ -11,10 +18,26 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from podium.api.errors import send_error
+from podium.core.json_values import decode_strict, json_problem
+
 MAX_BODY_BYTES = 64 * 1024
 
 
-class BodyLimit:
+def body_problem(body: bytes) -> str | None:
+    """Why this body is refused with 422, or None (also when it is not JSON)."""
+    try:
+        value = decode_strict(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    except RecursionError:
+        return "value: nested too deep"
+    except ValueError as exc:
+        return f"value: {exc}"
+    return json_problem(value)
+
+
+class BodyGuard:
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
         self.limit = limit
@@ -24,11 +47,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit():
-                if int(value) > self.limit:
-                    await self._reject(send)
-                    return
-                await self.app(scope, receive, send)
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await self._too_large(send)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -40,35 +60,33 @@ class BodyLimit:
             body = message.get("body", b"")
             size += len(body)
             if size > self.limit:
-                await self._reject(send)
+                await self._too_large(send)
                 return
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([whole], receive), send)
+        whole = b"".join(chunks)
+        problem = body_problem(whole) if whole else None
+        if problem is not None:
+            await send_error(
+                send,
+                422,
+                "validation_error",
+                f"request body is not valid: {problem}",
+                {"errors": [{"loc": ["body"], "msg": problem, "type": "json_value"}]},
+            )
+            return
+        message = {"type": "http.request", "body": whole, "more_body": False}
+        await self.app(scope, _replay([message], receive), send)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"request body exceeds {self.limit} bytes",
-                    "details": {"limit_bytes": self.limit},
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+    async def _too_large(self, send: Send) -> None:
+        await send_error(
+            send,
+            413,
+            "payload_too_large",
+            f"request body exceeds {self.limit} bytes",
+            {"limit_bytes": self.limit},
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

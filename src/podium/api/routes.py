@@ -17,13 +17,15 @@ from podium.api.schemas import (
     PermissionsIn,
     RejectIn,
     RequestIdPath,
+    RevokeTokenIn,
     UserIn,
     UserPermissionsIn,
 )
 from podium.core.call_types import CallType
 from podium.core.requests import RequestState, Resolution
 from podium.services.calls import MemberChange
-from podium.store.records import call_cid
+from podium.services.revocations import revocation_by_id, revocation_of
+from podium.store.records import RevokedToken, call_cid
 
 router = APIRouter(prefix="/v1")
 JSON = dict[str, Any]
@@ -206,3 +208,29 @@ async def unblock_user(
 ) -> JSON:
     await svc.moderation.unblock(who, call_cid(type, id), body.user_id)
     return {"user_id": body.user_id, "blocked": False}
+
+
+@router.post("/tokens/revoke", tags=["tokens"])
+async def revoke_token(body: RevokeTokenIn, svc: Svc, who: Caller) -> JSON:
+    """Refuse a token from now until it expires, on every node (401 `token_revoked`).
+
+    A user token may revoke the same user's tokens (`token`); a server token
+    any token, also by `jti`. An expired token needs no revoking (`revoked: false`).
+    """
+    now = svc.calls.rt.clock()
+    revoked: RevokedToken | None
+    if body.jti is not None:
+        revoked = revocation_by_id(
+            body.jti, by=who, max_ttl_s=svc.settings.limits.token_ttl_s, now=now
+        )
+    else:
+        assert body.token is not None
+        revoked = revocation_of(svc.settings.secret, body.token, by=who, now=now)
+    if revoked is None:
+        return {"revoked": False, "reason": "expired"}
+    await svc.revocations.revoke(revoked)
+    return {
+        "revoked": True,
+        "token_id": revoked.token_id,
+        "until": revoked.expires_at.isoformat(),
+    }

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from podium.core.capabilities import Capability
+from podium.core.json_values import MAX_CUSTOM_BYTES, encoded_size
 from podium.services.moderation import MediaKind
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -33,6 +34,14 @@ class MemberIn(Body):
 class GetOrCreateIn(Body):
     members: Annotated[list[MemberIn], Field(max_length=100)] = []
     custom: dict[str, Any] = {}
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_fits(cls, custom: dict[str, Any]) -> dict[str, Any]:
+        size = encoded_size(custom)
+        if size > MAX_CUSTOM_BYTES:
+            raise ValueError(f"custom is {size} bytes as JSON; at most {MAX_CUSTOM_BYTES}")
+        return custom
 
 
 class MembersIn(Body):
@@ -85,6 +94,19 @@ class CallTypeIn(Body):
     backstage: bool = False
     request_ttl_s: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 300
     request_cooldown_s: Annotated[int, Field(ge=0, le=7 * 24 * 3600)] = 30
+
+
+class RevokeTokenIn(Body):
+    """Exactly one of `token` (the JWT itself) or `jti` (its id; server tokens only)."""
+
+    token: Annotated[str | None, Field(min_length=1, max_length=8192)] = None
+    jti: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RevokeTokenIn:
+        if (self.token is None) == (self.jti is None):
+            raise ValueError("give exactly one of 'token' or 'jti'")
+        return self
 
 
 class DevTokenIn(Body):

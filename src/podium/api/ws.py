@@ -3,12 +3,19 @@
 Each connection has an outgoing queue drained by its own writer task, so one
 slow client never delays delivery to the others; a client that lets its queue
 grow past `MAX_QUEUE` frames is disconnected.
+
+Limits (`podium.config.Limits`): frames past `ws_frame_bytes` are refused by
+the protocol layer, before authentication too (close 1009); a binary frame
+closes the connection (1003); a connection sending faster than
+`ws_messages_per_s` (with bursts of `ws_message_burst`) is closed (1008); a
+user may hold `ws_connections_per_user` connections on one node (4029). JSON
+that could not be sent back (`NaN`, lone surrogates, deep nesting) is refused
+like any invalid frame.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -18,7 +25,9 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from podium.api.deps import Services
-from podium.core.errors import PodiumError, ValidationFailed
+from podium.core.errors import PodiumError, RateLimited, TooManyConnections, ValidationFailed
+from podium.core.json_values import decode_strict, json_problem
+from podium.core.rates import TokenBucket
 from podium.services import metrics
 from podium.services.delivery import EventHub, encode
 from podium.services.identity import Identity
@@ -29,7 +38,11 @@ router = APIRouter()
 
 AUTH_TIMEOUT_S = 5.0
 MAX_QUEUE = 10_000
-MAX_FRAME_BYTES = 64 * 1024
+#: The first frame, when it authenticates, holds only a token.
+MAX_AUTH_FRAME_CHARS = 8 * 1024
+CLOSE_UNSUPPORTED = 1003
+CLOSE_POLICY = 1008
+CLOSE_TOO_MANY = 4029
 CID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,64}$")
 
 
@@ -82,20 +95,36 @@ def _error(exc: PodiumError, **context: Any) -> str:
     )
 
 
-async def _authenticate(websocket: WebSocket, secret: str) -> Identity:
+async def _authenticate(websocket: WebSocket, services: Services) -> Identity:
     token = websocket.query_params.get("token")
     if token is None:
         try:
-            first = await asyncio.wait_for(websocket.receive_text(), AUTH_TIMEOUT_S)
-            message = json.loads(first)
-        except (TimeoutError, ValueError) as exc:
+            first = await asyncio.wait_for(websocket.receive(), AUTH_TIMEOUT_S)
+        except TimeoutError as exc:
             raise ValidationFailed("send {'type': 'auth', 'token': ...} first") from exc
+        if first["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(first.get("code", 1000))
+        text = first.get("text")
+        message = (
+            _decode(text) if isinstance(text, str) and len(text) <= MAX_AUTH_FRAME_CHARS else None
+        )
         if not isinstance(message, dict) or message.get("type") != "auth":
             raise ValidationFailed("send {'type': 'auth', 'token': ...} first")
         token = message.get("token")
         if not isinstance(token, str):
             raise ValidationFailed("auth needs a token string")
-    return verify(secret, token)
+    identity = verify(services.settings.secret, token)
+    services.revocations.check(identity)
+    return identity
+
+
+def _decode(text: str) -> object:
+    """A frame's JSON, or None when it is not JSON Podium accepts (see json_values)."""
+    try:
+        value = decode_strict(text)
+    except (ValueError, RecursionError):
+        return None
+    return None if json_problem(value) is not None else value
 
 
 async def _handle(conn: WsConnection, hub: EventHub, message: Any) -> None:
@@ -127,30 +156,54 @@ async def _handle(conn: WsConnection, hub: EventHub, message: Any) -> None:
 async def events(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     hub = services.hub
+    limits = services.settings.limits
     await websocket.accept()
     try:
-        identity = await _authenticate(websocket, services.settings.secret)
+        identity = await _authenticate(websocket, services)
     except PodiumError as exc:
         await websocket.send_text(_error(exc))
         await websocket.close(4001, exc.code)
         return
     except WebSocketDisconnect:
         return
+    held = len(hub.by_user.get(identity.user_id, ()))
+    if not identity.server and held >= limits.ws_connections_per_user:
+        crowded = TooManyConnections(
+            f"at most {limits.ws_connections_per_user} connections per user",
+            {"limit": limits.ws_connections_per_user},
+        )
+        await websocket.send_text(_error(crowded))
+        await websocket.close(CLOSE_TOO_MANY, "too many connections")
+        return
     conn = WsConnection(websocket, identity)
     hub.connect(conn)
     conn.send(
         encode({"type": "connection.ok", "user_id": identity.user_id, "connection_id": conn.id})
     )
+    bucket = TokenBucket(limits.ws_messages_per_s, limits.ws_message_burst, time.monotonic())
     try:
         while conn.close_code is None:
-            text = await websocket.receive_text()
+            received = await websocket.receive()
+            if received["type"] == "websocket.disconnect":
+                break
+            text = received.get("text")
+            if not isinstance(text, str):
+                log.warning(
+                    "connection %s of %s sent a binary frame: closed", conn.id, identity.user_id
+                )
+                conn.close(CLOSE_UNSUPPORTED, "binary frames are not accepted")
+                break
             conn.last_seen = time.monotonic()
-            if len(text) > MAX_FRAME_BYTES:
-                conn.send(_error(ValidationFailed("frame too large")))
-                continue
-            try:
-                message = json.loads(text)
-            except ValueError:
+            if not bucket.take(conn.last_seen):
+                refusal = RateLimited(
+                    f"more than {limits.ws_messages_per_s:g} frames a second",
+                    {"limit_per_s": limits.ws_messages_per_s, "burst": limits.ws_message_burst},
+                )
+                conn.send(_error(refusal))
+                conn.close(CLOSE_POLICY, "message rate exceeded")
+                break
+            message = _decode(text)
+            if message is None:
                 conn.send(_error(ValidationFailed("frame is not valid JSON")))
                 continue
             try:

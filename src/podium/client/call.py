@@ -57,6 +57,8 @@ def check_id(value: str, what: str) -> str:
 
 
 PHASE_EVENTS = frozenset({"call.live_started", "call.live_stopped", "call.ended"})
+#: `reason` of the `call.participant_left` the server sends when presence timed out.
+DISCONNECTED = "disconnected"
 #: Reads of the call after a phase change, until one is not older than the state.
 PHASE_REREADS = 3
 
@@ -75,6 +77,8 @@ class Call:
         self._resolved: set[str] = set()
         self._media_info: JSON | None = None
         self._media: MediaSession | None = None
+        #: Whether `join()` was called and `leave()` not since: presence is restored then.
+        self._joined = False
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, phase={self.state.phase!r}, seq={self.state.seq})"
@@ -102,8 +106,14 @@ class Call:
         return self._snapshot(await self.client.http.request("GET", self._path))
 
     async def join(self) -> CallState:
-        """Become a participant, then watch the call's events over the client's connection."""
+        """Become a participant, then watch the call's events over the client's connection.
+
+        If the server later removes you for being disconnected too long (its
+        `call.participant_left` with reason `disconnected`, seen live or in the
+        replay after a reconnect), the SDK joins again by itself.
+        """
         data = await self._post("/join")
+        self._joined = True
         media = data.get("media")
         self._media_info = dict(media) if isinstance(media, dict) else {}
         state = self._snapshot(data)
@@ -112,6 +122,7 @@ class Call:
 
     async def leave(self) -> CallState:
         """Close the media session (if any), then stop being a participant."""
+        self._joined = False
         await self.close_media()
         return self._snapshot(await self._post("/leave"))
 
@@ -352,10 +363,27 @@ class Call:
             targets = [*self._handlers.get(kind, ()), *self._handlers.get(ALL_EVENTS, ())]
         else:
             targets = list(self._handlers.get(kind, ()))
+        if kind == "call.participant_left" and self._dropped_for_absence(frame):
+            self.client.spawn(self._rejoin(), "re-join after a disconnection")
         if kind in PHASE_EVENTS:
             self.client.spawn(self._refresh_then_run(frame, targets), f"{kind} refresh")
         else:
             self._run(frame, targets)
+
+    def _dropped_for_absence(self, frame: Event) -> bool:
+        participant = frame.get("participant")
+        return (
+            self._joined
+            and frame.get("reason") == DISCONNECTED
+            and isinstance(participant, dict)
+            and participant.get("user_id") == self.user_id
+        )
+
+    async def _rejoin(self) -> None:
+        try:
+            self._apply(await self._post("/join"))
+        except PodiumError as exc:
+            log.warning("could not join %s again after a disconnection: %s", self.cid, exc)
 
     def emit(self, event: Event) -> None:
         """Hand an event made by the SDK itself (`media.*`) to the handlers of its type."""

@@ -77,3 +77,34 @@ class ValidationFailed(PodiumError):
 class RequestCooldown(PodiumError):
     code = "request_cooldown"
     status = 429
+
+
+class TokenRevoked(PodiumError):
+    code = "token_revoked"
+    status = 401
+
+
+class UserBlocked(PodiumError):
+    """The user an action targets is blocked in the call: nothing may be granted to them."""
+
+    code = "user_blocked"
+    status = 409
+
+
+class RateLimited(PodiumError):
+    """Too many actions of one kind in a window; `details.retry_after_s` says when to retry."""
+
+    code = "rate_limited"
+    status = 429
+
+
+class ServiceUnavailable(PodiumError):
+    """A backing service (the database) is unreachable for now; retry after `retry_after_s`."""
+
+    code = "service_unavailable"
+    status = 503
+
+
+class TooManyConnections(PodiumError):
+    code = "too_many_connections"
+    status = 429

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from podium.bus.events import Audience
 from podium.core import roles
 from podium.core.call_types import CallType
 from podium.core.capabilities import Capabilities, Capability
-from podium.core.errors import CallTypeNotFound, PermissionDenied
+from podium.core.errors import CallTypeNotFound, PermissionDenied, RateLimited
 from podium.core.policy import CallPhase, initial_phase, own_capabilities
+from podium.core.rates import retry_after_s
 from podium.core.requests import RequestState
 from podium.services.context import Changes, Runtime, load_call, writing
 from podium.services.grants import after_capability_change, end_pending_requests
@@ -18,6 +20,9 @@ from podium.services.identity import Identity
 from podium.services.views import call_view, member_view, participant_view, state_view
 from podium.store.base import Transaction
 from podium.store.records import CallRecord, MemberRecord, ParticipantRecord, call_cid
+
+#: The window of `Limits.calls_per_hour`.
+CREATION_WINDOW = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,16 @@ class CallsService:
             call_type = await tx.get_call_type(type_name)
             if call_type is None:
                 raise CallTypeNotFound(f"call type {type_name} not found", {"type": type_name})
+            now = changes.now
             if not identity.server:
                 caps = own_capabilities(call_type, initial_phase(call_type), None, identity.role)
                 if Capability.CREATE_CALL not in caps:
                     raise PermissionDenied(
-                        "missing capability create-call", {"capability": "create-call"}
+                        f"call {cid} does not exist, and calls of type {type_name} "
+                        "may not be created with this token: ask the organiser to create it",
+                        {"capability": "create-call"},
                     )
-            now = changes.now
+                await self._limit_creation(tx, identity.user_id, now)
             call = CallRecord(
                 cid=cid,
                 type=type_name,
@@ -98,6 +106,21 @@ class CallsService:
                 )
             changes.emit("call.created", {"call": call_view(call)}, Audience.watchers())
             return await self._state_after(changes, identity), True
+
+    async def _limit_creation(self, tx: Transaction, user_id: str, now: datetime) -> None:
+        """429 once the user created `calls_per_hour` calls in the last hour."""
+        limit = self.rt.limits.calls_per_hour
+        times = await tx.calls_created_since(user_id, now - CREATION_WINDOW)
+        wait = retry_after_s(times, limit, CREATION_WINDOW, now)
+        if wait:
+            raise RateLimited(
+                f"at most {limit} new calls per hour; try again in {wait} s",
+                {
+                    "retry_after_s": wait,
+                    "limit": limit,
+                    "window_s": int(CREATION_WINDOW.total_seconds()),
+                },
+            )
 
     async def get_state(self, identity: Identity, cid: str) -> dict[str, Any]:
         async with self.rt.store.read() as tx:
@@ -129,22 +152,28 @@ class CallsService:
             )
             await ctx.require(tx, identity, needed)
             existing = await tx.get_participant(cid, identity.user_id)
-            participant = ParticipantRecord(
-                cid, identity.user_id, identity.name, identity.image, changes.now
-            )
+            now = changes.now
             if existing is None:
+                participant = ParticipantRecord(
+                    cid, identity.user_id, identity.name, identity.image, now, now
+                )
                 await tx.upsert_participant(participant)
                 changes.emit(
                     "call.participant_joined",
                     {"participant": participant_view(participant)},
                     Audience.watchers(),
                 )
+            else:
+                # Joining again counts as being seen: presence starts its grace anew.
+                await tx.touch_participants([(cid, identity.user_id)], now)
             return await self._state_after(changes, identity)
 
     async def leave(self, identity: Identity, cid: str) -> dict[str, Any]:
         async with writing(self.rt, cid) as changes:
             tx = changes.tx
-            await load_call(tx, cid)
+            ctx = await load_call(tx, cid)
+            # Leaving needs no capability, but the state it answers is read-call's.
+            await ctx.require(tx, identity, Capability.READ_CALL)
             participant = await tx.get_participant(cid, identity.user_id)
             if participant is not None:
                 await tx.delete_participant(cid, identity.user_id)

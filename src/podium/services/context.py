@@ -16,6 +16,7 @@ from typing import Any
 
 from podium.bus.base import EventBus
 from podium.bus.events import Audience, CallEvent, EventDraft
+from podium.config import Limits
 from podium.core.call_types import CallType
 from podium.core.capabilities import ALL_CAPABILITIES, Capabilities, Capability
 from podium.core.errors import CallEnded, CallNotFound, PermissionDenied
@@ -40,6 +41,7 @@ class Runtime:
     store: Store
     bus: EventBus
     clock: Clock = utcnow
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass

@@ -39,6 +39,7 @@ from podium.core.capabilities import (
     sorted_names,
 )
 from podium.core.errors import PermissionDenied
+from podium.core.json_values import sanitized
 from podium.core.policy import CallAccess, CallPhase, MemberGrants
 from podium.services import metrics
 from podium.services.context import load_call
@@ -66,7 +67,11 @@ class Connection(Protocol):
 
 
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"))
+    """A frame as compact JSON; a logged payload that is not valid JSON is repaired first."""
+    try:
+        return json.dumps(frame, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(sanitized(frame), separators=(",", ":"), allow_nan=False)
 
 
 async def read_log(store: Store, cid: str, after: int, through: int) -> list[CallEvent]:
@@ -161,6 +166,22 @@ class EventHub:
                 del self.by_user[conn.identity.user_id]
         for cid in [cid for cid, feed in self.feeds.items() if conn in feed.cursors]:
             self.unwatch(conn, cid)
+
+    def watching_users(self) -> set[tuple[str, str]]:
+        """(call cid, user id) of every user (not server token) watching a call here."""
+        return {
+            (cid, conn.identity.user_id)
+            for cid, feed in self.feeds.items()
+            for conn in feed.cursors
+            if not conn.identity.server
+        }
+
+    def close_tokens(self, token_ids: frozenset[str], code: int, reason: str) -> None:
+        """Close every connection here that authenticated with one of these tokens."""
+        for conns in list(self.by_user.values()):
+            for conn in list(conns):
+                if conn.identity.token_id in token_ids:
+                    conn.close(code, reason)
 
     def send_to(self, user_id: str, connection_id: str, text: str) -> None:
         """Queue a frame on one connection of this node, if it is still open."""

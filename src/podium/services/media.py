@@ -50,6 +50,7 @@ from podium.services.identity import Identity
 from podium.sfu.adapter import check_hooks
 from podium.sfu.call import SfuCall
 from podium.sfu.messages import Error, ErrorCode, StopReason
+from podium.sfu.session import SignallingLimits
 from podium.sfu.sources import sources_for_mute
 
 log = logging.getLogger("podium.media")
@@ -196,14 +197,17 @@ class MediaService:
         await self._drop_if_idle(media)
 
     async def _replace(self, media: _CallMedia, user_id: str) -> None:
-        """End the user's session for a new connection's offer; tell the old connection why."""
-        await media.sfu.leave(user_id)
+        """End the user's session for a new connection's offer; tell the old connection why.
+
+        `replaced` goes first, so the old connection knows why its sources stop.
+        """
         self._send(
             media.cid,
             media.owners,
             user_id,
             Error(ErrorCode.REPLACED, "your media session moved to another connection").to_wire(),
         )
+        await media.sfu.leave(user_id)
         await self._drop_if_idle(media)
 
     async def _join(self, identity: Identity, connection_id: str, cid: str) -> _CallMedia:
@@ -219,10 +223,14 @@ class MediaService:
         media = self.calls.get(cid)
         if media is None:
             owners: dict[str, str] = {}
+            limits = self.rt.limits
             sfu = SfuCall(
                 cid,
                 ice_servers=sfu_ice_servers(self.ice_servers),
                 loopback_only=self.loopback_only,
+                limits=SignallingLimits(
+                    limits.sdp_bytes, limits.sdp_media_sections, limits.ice_candidates
+                ),
                 send=lambda user, message: self._send(cid, owners, user, message),
             )
             media = self.calls[cid] = _CallMedia(sfu, ctx.call.last_seq, owners)

@@ -61,7 +61,7 @@ SFU_COUNTERS = (
     ("keyframe_requests", "podium_sfu_keyframe_requests", "PLIs sent to publishers."),
     ("nacks_answered", "podium_sfu_nacks_answered", "Packets resent from the NACK cache."),
 )
-#: Per-call gauges: (key, metric name, help).
+#: Per-call gauges (totals unless call labels are on): (key, metric name, help).
 SFU_GAUGES = (
     ("publishers", "podium_sfu_publishers", "Participants with an open source, per call."),
     ("subscribers", "podium_sfu_subscribers", "Participants receiving media, per call."),
@@ -78,10 +78,16 @@ class SfuSnapshot:
 
 
 class SfuCollector(Collector):
-    """Reads the SFU's counters at scrape time from whatever `source` the media service set."""
+    """Reads the SFU's counters at scrape time from whatever `source` the media service set.
+
+    Per-call gauges carry a `call_cid` label only with `call_labels` on: call ids
+    (of private calls too) are not published by default, and the gauges are
+    totals over the node's calls.
+    """
 
     def __init__(self) -> None:
         self.source: Callable[[], SfuSnapshot] | None = None
+        self.call_labels = False
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self.source() if self.source is not None else SfuSnapshot()
@@ -92,9 +98,13 @@ class SfuCollector(Collector):
             counter.add_metric([], total)
             yield counter
         for key, name, help_text in SFU_GAUGES:
-            gauge = GaugeMetricFamily(name, help_text, labels=["call_cid"])
-            for cid, stats in sorted(snapshot.calls.items()):
-                gauge.add_metric([cid], stats.get(key, 0))
+            if self.call_labels:
+                gauge = GaugeMetricFamily(name, help_text, labels=["call_cid"])
+                for cid, stats in sorted(snapshot.calls.items()):
+                    gauge.add_metric([cid], stats.get(key, 0))
+            else:
+                gauge = GaugeMetricFamily(name, help_text)
+                gauge.add_metric([], sum(stats.get(key, 0) for stats in snapshot.calls.values()))
             yield gauge
         calls = GaugeMetricFamily("podium_sfu_calls", "Calls with media on this node.")
         calls.add_metric([], len(snapshot.calls))

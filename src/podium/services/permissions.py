@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from podium.bus.events import Audience
 from podium.core import roles
 from podium.core.capabilities import Capabilities, Capability, sorted_names
 from podium.core.errors import (
+    PermissionDenied,
+    RateLimited,
     RequestAlreadyResolved,
     RequestNotFound,
+    UserBlocked,
     ValidationFailed,
 )
 from podium.core.policy import MemberGrants, with_granted, with_revoked
+from podium.core.rates import retry_after_s
 from podium.core.requests import (
     ExistingRequest,
     PermissionRequest,
@@ -41,6 +46,9 @@ from podium.services.identity import Identity
 from podium.services.views import member_view
 from podium.store.records import MemberRecord
 
+#: The window of `Limits.requests_per_minute`.
+ACTIVITY_WINDOW = timedelta(minutes=1)
+
 
 class PermissionsService:
     def __init__(self, runtime: Runtime) -> None:
@@ -54,6 +62,10 @@ class PermissionsService:
             tx = changes.tx
             ctx = await load_call(tx, cid)
             ctx.require_not_ended()
+            if await tx.get_block(cid, identity.user_id) is not None:
+                raise PermissionDenied(
+                    "you are blocked in this call", {"reason": "blocked", "call_cid": cid}
+                )
             member = await tx.get_member(cid, identity.user_id)
             held = await ctx.member_capabilities(tx, identity, member)
             may_request = (
@@ -77,6 +89,7 @@ class PermissionsService:
             )
             if isinstance(decision, ExistingRequest):
                 return decision.request, False
+            await self._limit_activity(changes, identity.user_id)
             request = PermissionRequest(
                 id=uuid.uuid4().hex,
                 call_cid=cid,
@@ -118,6 +131,8 @@ class PermissionsService:
             ctx = await load_call(tx, cid)
             await ctx.require(tx, identity, MODERATORS)
             request = await self._answerable(changes, cid, request_id)
+            if request is not None and resolution is Resolution.ACCEPT:
+                await _require_not_blocked(changes, request.user_id)
             resolved = request and await store_resolution(
                 changes, request, resolution, by=identity.user_id, reason=reason
             )
@@ -138,6 +153,8 @@ class PermissionsService:
             found = await changes.tx.get_request(cid, request_id)
             if found is None or (found.user_id != identity.user_id and not identity.server):
                 raise RequestNotFound(f"request {request_id} not found", {"request_id": request_id})
+            if not identity.server:
+                await self._limit_activity(changes, identity.user_id)
             request = await self._answerable(changes, cid, request_id)
             resolved = request and await write_resolution(
                 changes, request, Resolution.CANCEL, by=identity.user_id, reason=None
@@ -164,6 +181,8 @@ class PermissionsService:
             ctx = await load_call(tx, cid)
             ctx.require_not_ended()
             await ctx.require(tx, identity, MODERATORS)
+            if grant:
+                await _require_not_blocked(changes, user_id)
             await self._change_member(
                 changes, ctx, user_id, grant=grant, revoke=revoke, by=identity.user_id
             )
@@ -183,6 +202,23 @@ class PermissionsService:
                 pending = await changes.tx.list_requests(cid, state=RequestState.PENDING)
                 expired += len(pending) - len(await self._unexpired(changes, pending))
         return expired
+
+    async def _limit_activity(self, changes: Changes, user_id: str) -> None:
+        """429 once the user asked for or cancelled `requests_per_minute` requests in 60 s.
+
+        Each one notifies every moderator: a loop of request and cancel must not
+        flood them.
+        """
+        assert changes.cid is not None
+        limit = self.rt.limits.requests_per_minute
+        now = changes.now
+        times = await changes.tx.request_activity(changes.cid, user_id, now - ACTIVITY_WINDOW)
+        wait = retry_after_s(times, limit, ACTIVITY_WINDOW, now)
+        if wait:
+            raise RateLimited(
+                f"at most {limit} permission requests and cancels a minute; try again in {wait} s",
+                {"retry_after_s": wait, "limit": limit, "window_s": 60},
+            )
 
     async def _unexpired(
         self, changes: Changes, pending: list[PermissionRequest]
@@ -246,6 +282,14 @@ class PermissionsService:
             {"members": [member_view(after)]},
             Audience.watchers(),
             refresh=True,
+        )
+
+
+async def _require_not_blocked(changes: Changes, user_id: str) -> None:
+    assert changes.cid is not None
+    if await changes.tx.get_block(changes.cid, user_id) is not None:
+        raise UserBlocked(
+            f"{user_id} is blocked in this call: unblock them first", {"user_id": user_id}
         )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from podium.core.call_types import CallType
 from podium.core.capabilities import Capabilities, sorted_names
+from podium.core.json_values import sanitized
 from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest
 from podium.store.records import CallRecord, MemberRecord, ParticipantRecord
@@ -25,7 +26,8 @@ def call_view(call: CallRecord) -> dict[str, Any]:
         "created_at": call.created_at.isoformat(),
         "updated_at": call.updated_at.isoformat(),
         "ended_at": call.ended_at.isoformat() if call.ended_at else None,
-        "custom": call.custom,
+        # Repaired if an older version stored what cannot be sent (see json_values).
+        "custom": sanitized(call.custom),
     }
 
 

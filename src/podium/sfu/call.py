@@ -63,11 +63,12 @@ from podium.sfu.adapter import (
     tap_receiver,
 )
 from podium.sfu.forwarder import Router, SinkParams
-from podium.sfu.messages import StopReason, Track
+from podium.sfu.messages import Error, ErrorCode, StopReason, Track
 from podium.sfu.rtcp import Fir, Nack, Pli, Rtcp
 from podium.sfu.rtp import unwrap_rtx
 from podium.sfu.sdp import Numbering
 from podium.sfu.session import (
+    DEFAULT_LIMITS,
     Action,
     AddCandidate,
     ApplyAnswer,
@@ -79,6 +80,7 @@ from podium.sfu.session import (
     ParticipantSession,
     RequestKeyframe,
     Send,
+    SignallingLimits,
 )
 from podium.sfu.sources import MediaKind, Source
 
@@ -159,9 +161,11 @@ class SfuCall:
         *,
         ice_servers: list[RTCIceServer] | None = None,
         loopback_only: bool = False,
+        limits: SignallingLimits = DEFAULT_LIMITS,
         send: SendMessage,
     ) -> None:
         self.call_cid = call_cid
+        self._limits = limits
         self.router = Router()
         self._ice_servers = list(ice_servers or [])
         self._loopback_only = loopback_only
@@ -193,7 +197,7 @@ class SfuCall:
         if user_id in self._participants:
             raise ValueError(f"{user_id!r} already joined call {self.call_cid!r}")
         pc = peer_connection(self._ice_servers, loopback_only=self._loopback_only)
-        participant = _Participant(ParticipantSession(user_id, caps), pc)
+        participant = _Participant(ParticipantSession(user_id, caps, self._limits), pc)
         self._participants[user_id] = participant
 
         @pc.on("connectionstatechange")
@@ -313,9 +317,17 @@ class SfuCall:
                 adopt_answer(participant.pc)
                 self._report_mids(participant)
             case AddCandidate(candidate):
-                await self._add_candidate(
-                    participant, candidate.candidate, candidate.sdp_mid, candidate.sdp_mline_index
-                )
+                try:
+                    await self._add_candidate(
+                        participant,
+                        candidate.candidate,
+                        candidate.sdp_mid,
+                        candidate.sdp_mline_index,
+                    )
+                except (AssertionError, ValueError, IndexError, KeyError) as exc:
+                    # aioice asserts on shapes the parser let through: the client is told.
+                    error = Error(ErrorCode.INVALID_MESSAGE, f"sfu.candidate refused: {exc!r}")
+                    await self._execute(participant, Send(error))
             case ForwardTracks(tracks):
                 self._forward(participant, tracks)
                 self._report_mids(participant)

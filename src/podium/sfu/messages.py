@@ -51,6 +51,8 @@ class ErrorCode(StrEnum):
     UNEXPECTED_ANSWER = "unexpected_answer"
     #: Another connection of the same user offered: the media session moved there.
     REPLACED = "replaced"
+    #: An SDP too large or with too many m-lines, or too many ICE candidates.
+    LIMIT_EXCEEDED = "limit_exceeded"
 
 
 def _wire(value: object) -> Any:
@@ -266,7 +268,29 @@ class _Fields:
         # WebRTC rejects a candidate that names neither its m-line nor its mid.
         if candidate and mid is None and index is None:
             raise self.fail("a candidate needs 'sdp_mid' or 'sdp_mline_index'")
+        if candidate and not _is_candidate_line(candidate):
+            raise self.fail(
+                "field 'candidate' is not an ICE candidate line (RFC 8839: "
+                "foundation component transport priority address port typ type ...)"
+            )
         return Candidate(candidate, mid, index)
+
+
+_CANDIDATE_NUMBERS: Final = frozenset({"rport", "generation", "network-id", "network-cost"})
+
+
+def _is_candidate_line(line: str) -> bool:
+    """Whether `line` has the shape of an ICE candidate attribute (numbers where numbers go)."""
+    bits = line.removeprefix("candidate:").split()
+    if len(bits) < 8 or bits[6] != "typ" or len(bits) % 2:
+        return False
+    component, priority, port = bits[1], bits[3], bits[5]
+    if not (component.isdigit() and priority.isdigit() and port.isdigit()):
+        return False
+    if int(component) > 256 or int(port) > 65535 or int(priority) >= 2**32:
+        return False
+    extras = dict(zip(bits[8::2], bits[9::2], strict=True))
+    return all(extras[k].isdigit() for k in extras.keys() & _CANDIDATE_NUMBERS)
 
 
 _PARSERS: Final[Mapping[str, Callable[[_Fields], ClientMessage]]] = {

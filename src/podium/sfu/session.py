@@ -148,6 +148,26 @@ _LOSS_REASONS: Final = frozenset({StopReason.REVOKED, StopReason.ROLE_CHANGED})
 _REMOVAL_REASONS: Final = frozenset({StopReason.BLOCKED, StopReason.CALL_ENDED})
 
 
+@dataclass(frozen=True)
+class SignallingLimits:
+    """Bounds on what one participant may make the SFU parse and negotiate."""
+
+    sdp_bytes: int = 32 * 1024
+    media_sections: int = 16
+    candidates: int = 64
+
+    def sdp_problem(self, sdp: str) -> str | None:
+        if len(sdp.encode()) > self.sdp_bytes:
+            return f"an SDP may hold at most {self.sdp_bytes} bytes"
+        sections = sum(1 for line in sdp.splitlines() if line.startswith("m="))
+        if sections > self.media_sections:
+            return f"an SDP may hold at most {self.media_sections} m-lines, got {sections}"
+        return None
+
+
+DEFAULT_LIMITS: Final = SignallingLimits()
+
+
 class ParticipantSession:
     """The SFU side of one participant's signalling, and the gatekeeper of its sources.
 
@@ -176,8 +196,15 @@ class ParticipantSession:
     adapter breaking this contract raises. Once CLOSED, every input is ignored.
     """
 
-    def __init__(self, user_id: str, capabilities: Capabilities) -> None:
+    def __init__(
+        self,
+        user_id: str,
+        capabilities: Capabilities,
+        limits: SignallingLimits = DEFAULT_LIMITS,
+    ) -> None:
         self.user_id = user_id
+        self.limits = limits
+        self._candidates = 0
         self.state = SessionState.NEW
         self._caps = frozenset(capabilities)
         self._sources = dict.fromkeys(Source, SourceState.IDLE)
@@ -242,11 +269,17 @@ class ParticipantSession:
             self._send(Error(ErrorCode.OFFER_REQUIRED, f"send sfu.offer before {message.TYPE}"))
             return
         match message:
+            case Offer(sdp) | Answer(sdp) if problem := self.limits.sdp_problem(sdp):
+                self._send(Error(ErrorCode.LIMIT_EXCEEDED, problem))
             case Offer(sdp):
                 self._on_offer(sdp)
             case Answer(sdp):
                 self._on_answer(sdp)
+            case Candidate() if self._candidates >= self.limits.candidates:
+                limit = self.limits.candidates
+                self._send(Error(ErrorCode.LIMIT_EXCEEDED, f"at most {limit} ICE candidates"))
             case Candidate():
+                self._candidates += bool(message.candidate)
                 self._emit(AddCandidate(message))
             case Publish(source):
                 self._on_publish(source)

@@ -18,7 +18,13 @@ from podium.bus.events import CallEvent, EventDraft
 from podium.core.call_types import CallType
 from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest, RequestState
-from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
+from podium.store.records import (
+    BlockRecord,
+    CallRecord,
+    MemberRecord,
+    ParticipantRecord,
+    RevokedToken,
+)
 
 
 class Transaction(Protocol):
@@ -39,6 +45,10 @@ class Transaction(Protocol):
         custom: dict[str, Any] | None = None,
         ended_at: datetime | None = None,
     ) -> None: ...
+    async def calls_created_since(self, user_id: str, since: datetime) -> list[datetime]:
+        """When each call `user_id` created after `since` was created, oldest first."""
+        ...
+
     async def list_calls(
         self,
         *,
@@ -68,6 +78,16 @@ class Transaction(Protocol):
         """Remove every participant of the call; returns their user ids."""
         ...
 
+    async def touch_participants(self, keys: Sequence[tuple[str, str]], at: datetime) -> None:
+        """Move `seen_at` of these (call cid, user id) participants forward to `at`."""
+        ...
+
+    async def stale_participants(
+        self, before: datetime, limit: int = 500
+    ) -> list[ParticipantRecord]:
+        """Participants of any call not seen since `before`, longest unseen first."""
+        ...
+
     # blocks
     async def get_block(self, cid: str, user_id: str) -> BlockRecord | None: ...
     async def list_blocks(self, cid: str) -> list[BlockRecord]: ...
@@ -88,6 +108,10 @@ class Transaction(Protocol):
         """Requests of a call in creation order (oldest first)."""
         ...
 
+    async def request_activity(self, cid: str, user_id: str, since: datetime) -> list[datetime]:
+        """When the user asked for, or cancelled, a request of the call after `since`."""
+        ...
+
     async def calls_with_overdue_requests(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of calls holding pending requests whose `expires_at` has passed."""
         ...
@@ -97,6 +121,19 @@ class Transaction(Protocol):
 
         Returns False, writing nothing, when another answer got there first.
         """
+        ...
+
+    # revoked tokens
+    async def revoke_token(self, revoked: RevokedToken) -> None:
+        """Record a revocation (a token revoked again keeps its first record)."""
+        ...
+
+    async def revocations_since(self, since: datetime) -> list[RevokedToken]:
+        """Revocations recorded after `since` that have not expired, oldest first."""
+        ...
+
+    async def delete_expired_revocations(self, now: datetime) -> int:
+        """Forget revocations of tokens that have expired; returns how many."""
         ...
 
     # event log

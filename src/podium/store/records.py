@@ -45,13 +45,28 @@ class MemberRecord:
 
 @dataclass(frozen=True)
 class ParticipantRecord:
-    """A user currently joined to a call (one row per user, whatever its connections)."""
+    """A user currently joined to a call (one row per user, whatever its connections).
+
+    `seen_at` is when a node last saw one of the user's connections watching the
+    call (or the join itself); a participant unseen for the grace period leaves.
+    """
 
     call_cid: str
     user_id: str
     name: str | None
     image: str | None
     joined_at: datetime
+    seen_at: datetime
+
+
+@dataclass(frozen=True)
+class RevokedToken:
+    """A token refused until it would have expired anyway (`token_id` as `tokens.token_id`)."""
+
+    token_id: str
+    expires_at: datetime
+    revoked_at: datetime
+    revoked_by: str
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,7 @@ calls = Table(
     Column("last_seq", BigInteger, nullable=False),
     Index(None, "phase", "created_at"),
     Index(None, "created_at"),
+    Index(None, "created_by", "created_at"),
 )
 
 members = Table(
@@ -129,7 +130,9 @@ participants = Table(
     Column("name", String, nullable=True),
     Column("image", String, nullable=True),
     Column("joined_at", UtcDateTime, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("call_cid", "user_id"),
+    Index(None, "seen_at"),
 )
 
 blocks = Table(
@@ -172,6 +175,18 @@ events = Table(
     Column("audience", JSON, nullable=False),
     Column("refresh", Boolean, nullable=False),
     PrimaryKeyConstraint("call_cid", "seq"),
+)
+
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("token_id", String, primary_key=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=False),
+    Column("revoked_by", String, nullable=False),
+    Index(None, "revoked_at"),
+    Index(None, "expires_at"),
 )
 
 

@@ -33,21 +33,30 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from podium.bus.events import CallEvent, EventDraft
 from podium.core.call_types import BUILTIN_CALL_TYPES, CallType
+from podium.core.errors import ServiceUnavailable
 from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest, RequestState
 from podium.store import schema
 from podium.store.cache import CallTypeCache
 from podium.store.connections import InlineConnection, SqlConnection
-from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
+from podium.store.records import (
+    BlockRecord,
+    CallRecord,
+    MemberRecord,
+    ParticipantRecord,
+    RevokedToken,
+)
 from podium.store.schema import (
     blocks,
     call_types,
@@ -56,6 +65,7 @@ from podium.store.schema import (
     members,
     participants,
     permission_requests,
+    revoked_tokens,
 )
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
@@ -73,6 +83,8 @@ _DRIVERS: Final = {
 _MIGRATION_LOCK_KEY: Final = 0x706F6469756D
 # Advisory locks on (space, hashtext(cid)) stand in for the row lock of a call not yet created.
 _CALL_LOCK_SPACE: Final = 0x50444D
+# What a 503 tells the client to wait before retrying, in seconds.
+RETRY_AFTER_S: Final = 1
 # Ids per `IN (...)` list: well under SQLite's and asyncpg's bound-parameter limits.
 _IN_CHUNK: Final = 500
 # Execution option telling the SQLite `begin` hook which BEGIN to emit.
@@ -167,8 +179,9 @@ class SqlStore:
         if self._sqlite:
             self._lite = _create_sqlite_engine(parsed)
         else:
+            # Pre-ping: a connection the server dropped is replaced before use, not failed on.
             self._async = create_async_engine(
-                parsed, pool_size=10, max_overflow=10, pool_recycle=1800
+                parsed, pool_size=10, max_overflow=10, pool_recycle=1800, pool_pre_ping=True
             )
         self._call_types = CallTypeCache()
         self._write_lock = asyncio.Lock()
@@ -211,6 +224,20 @@ class SqlStore:
 
     @asynccontextmanager
     async def _transaction(self, *, immediate: bool) -> AsyncIterator[SqlConnection]:
+        """A transaction; losing the database answers `service_unavailable`, never a 500."""
+        try:
+            async with self._connected(immediate=immediate) as conn:
+                yield conn
+        except (DBAPIError, PoolTimeout, OSError) as exc:
+            if not _is_connection_loss(exc):
+                raise
+            raise ServiceUnavailable(
+                "the database is unreachable; try again shortly",
+                {"retry_after_s": RETRY_AFTER_S},
+            ) from exc
+
+    @asynccontextmanager
+    async def _connected(self, *, immediate: bool) -> AsyncIterator[SqlConnection]:
         if self._lite is not None:
             with self._lite.connect() as conn:
                 if immediate:
@@ -298,6 +325,14 @@ class SqlTransaction:
         if result.rowcount == 0:
             raise LookupError(f"no call {cid!r}")
 
+    async def calls_created_since(self, user_id: str, since: datetime) -> list[datetime]:
+        statement = (
+            select(calls.c.created_at)
+            .where(calls.c.created_by == user_id, calls.c.created_at > since)
+            .order_by(calls.c.created_at)
+        )
+        return [row.created_at for row in await self._all(statement)]
+
     async def list_calls(
         self,
         *,
@@ -358,6 +393,28 @@ class SqlTransaction:
         )
         return sorted(result.scalars())
 
+    async def touch_participants(self, keys: Sequence[tuple[str, str]], at: datetime) -> None:
+        unique = sorted(set(keys))
+        key = tuple_(participants.c.call_cid, participants.c.user_id)
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            await self._write(
+                update(participants)
+                .where(key.in_(chunk), participants.c.seen_at < at)
+                .values(seen_at=at)
+            )
+
+    async def stale_participants(
+        self, before: datetime, limit: int = 500
+    ) -> list[ParticipantRecord]:
+        rows = await self._all(
+            select(participants)
+            .where(participants.c.seen_at < before)
+            .order_by(participants.c.seen_at)
+            .limit(limit)
+        )
+        return [schema.participant_from_row(row) for row in rows]
+
     # blocks
 
     async def get_block(self, cid: str, user_id: str) -> BlockRecord | None:
@@ -403,6 +460,19 @@ class SqlTransaction:
         statement = statement.order_by(table.c.created_at, table.c.id).limit(limit)
         return [schema.request_from_row(row) for row in await self._all(statement)]
 
+    async def request_activity(self, cid: str, user_id: str, since: datetime) -> list[datetime]:
+        table = permission_requests
+        mine = and_(table.c.call_cid == cid, table.c.user_id == user_id)
+        asked = select(table.c.created_at.label("at")).where(mine, table.c.created_at > since)
+        cancelled = select(table.c.resolved_at.label("at")).where(
+            mine,
+            table.c.state == RequestState.CANCELLED.value,
+            table.c.resolved_by == user_id,
+            table.c.resolved_at > since,
+        )
+        rows = await self._all(asked.union_all(cancelled))
+        return sorted(row.at for row in rows)
+
     async def calls_with_overdue_requests(self, now: datetime, limit: int = 100) -> list[str]:
         table = permission_requests
         statement = (
@@ -432,6 +502,24 @@ class SqlTransaction:
             )
         )
         return result.rowcount == 1
+
+    # revoked tokens
+
+    async def revoke_token(self, revoked: RevokedToken) -> None:
+        row = schema.record_values(revoked)
+        await self._write(_insert_missing(self._conn, revoked_tokens).values(row))
+
+    async def revocations_since(self, since: datetime) -> list[RevokedToken]:
+        rows = await self._all(
+            select(revoked_tokens)
+            .where(revoked_tokens.c.revoked_at > since, revoked_tokens.c.expires_at > since)
+            .order_by(revoked_tokens.c.revoked_at)
+        )
+        return [RevokedToken(**row._mapping) for row in rows]
+
+    async def delete_expired_revocations(self, now: datetime) -> int:
+        result = await self._write(delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now))
+        return result.rowcount
 
     # event log
 
@@ -493,6 +581,13 @@ class SqlTransaction:
         return found
 
 
+def _is_connection_loss(exc: BaseException) -> bool:
+    """A lost or refused connection (or a locked SQLite file), not an error in the statement."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return True
+
+
 def _upsert(conn: SqlConnection, table: Table, row: dict[str, Any], key: list[str]) -> Executable:
     """INSERT, or UPDATE every non-key column of the existing row."""
     if conn.dialect.name == "postgresql":
@@ -515,7 +610,7 @@ def _of_call(table: Table, cid: str, first: ColumnElement[Any]) -> Select[Any]:
     return select(table).where(table.c.call_cid == cid).order_by(first, table.c.user_id)
 
 
-def _insert_missing(conn: SqlConnection, table: Table) -> Executable:
+def _insert_missing(conn: SqlConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
     """INSERT that skips rows whose primary key is already stored."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()

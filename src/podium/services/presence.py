@@ -1,0 +1,107 @@
+"""Presence follows connections: a participant nobody has seen for `grace_s` leaves the call.
+
+A participant is *seen* while one of its WebSocket connections, on any node,
+watches the call. Each node writes `seen_at` for the participants it sees
+(once per `grace_s / 3`, at once for a new watcher, and once more when the
+last watcher goes), and every node sweeps the participants unseen for longer
+than `grace_s`: they leave with `call.participant_left` `{"reason":
+"disconnected"}`, which also ends their media session. Because `seen_at` is
+stored, this holds across nodes and restarts: a node that has just started
+waits `grace_s` before it sweeps, so clients have time to come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from podium.bus.events import Audience
+from podium.services.context import Runtime, writing
+from podium.services.delivery import EventHub
+from podium.services.views import participant_view
+
+log = logging.getLogger("podium.presence")
+
+#: `reason` of the `call.participant_left` a sweep emits.
+DISCONNECTED = "disconnected"
+Key = tuple[str, str]
+
+
+class PresenceService:
+    def __init__(
+        self,
+        runtime: Runtime,
+        hub: EventHub,
+        *,
+        grace_s: float = 30.0,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rt = runtime
+        self.hub = hub
+        self.grace_s = grace_s
+        self.interval_s = min(interval_s, grace_s / 3)
+        self.clock = clock
+        self._started = clock()
+        #: When this node last wrote `seen_at` of each participant it sees.
+        self._touched: dict[Key, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._started = self.clock()
+        self._task = asyncio.create_task(self._run(), name="podium-presence")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def touch(self) -> None:
+        """Write `seen_at` of the participants this node sees that are due, and of those gone."""
+        now = self.clock()
+        seen = self.hub.watching_users()
+        due = [k for k in seen if now - self._touched.get(k, -self.grace_s) >= self.grace_s / 3]
+        gone = [k for k in self._touched if k not in seen]
+        if not due and not gone:
+            return
+        async with self.rt.store.write() as tx:
+            await tx.touch_participants(due + gone, self.rt.clock())
+        for key in due:
+            self._touched[key] = now
+        for key in gone:
+            del self._touched[key]
+
+    async def sweep(self) -> int:
+        """Make participants unseen for `grace_s` leave their calls; returns how many left."""
+        if self.clock() - self._started < self.grace_s:
+            return 0
+        cutoff = self.rt.clock() - timedelta(seconds=self.grace_s)
+        async with self.rt.store.read() as tx:
+            stale = await tx.stale_participants(cutoff)
+        left = 0
+        for candidate in stale:
+            cid = candidate.call_cid
+            async with writing(self.rt, cid) as changes:
+                participant = await changes.tx.get_participant(cid, candidate.user_id)
+                if participant is None or participant.seen_at >= cutoff:
+                    continue
+                await changes.tx.delete_participant(cid, participant.user_id)
+                changes.emit(
+                    "call.participant_left",
+                    {"participant": participant_view(participant), "reason": DISCONNECTED},
+                    Audience.watchers(),
+                )
+                left += 1
+        return left
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.touch()
+                await self.sweep()
+            except Exception:
+                log.exception("presence update failed; retrying")
