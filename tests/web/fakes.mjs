@@ -162,3 +162,86 @@ export function fakeWebSocketClass() {
   }
   return FakeWebSocket;
 }
+
+let trackIds = 0;
+
+/** A MediaStreamTrack stand-in: `kind`, `id`, `readyState`, `stop()`. */
+export class FakeTrack extends EventTarget {
+  constructor(kind) {
+    super();
+    this.kind = kind;
+    this.id = `track-${(trackIds += 1)}`;
+    this.readyState = "live";
+  }
+
+  stop() {
+    this.readyState = "ended";
+  }
+}
+
+/**
+ * A fresh RTCPeerConnection class (one per test; install it as
+ * `globalThis.RTCPeerConnection`). Descriptions are accepted as they come; the
+ * first answer gives the transceivers mids "0", "1", ...; `pc.connect()` reports
+ * the connection as connected. `FakeRTCPeerConnection.connections` lists every one made.
+ */
+export function fakePeerConnectionClass() {
+  class FakeRTCPeerConnection extends EventTarget {
+    static connections = [];
+
+    constructor(configuration) {
+      super();
+      this.configuration = configuration;
+      this.transceivers = [];
+      this.localDescription = null;
+      this.remoteDescription = null;
+      this.connectionState = "new";
+      this.onicecandidate = null;
+      this.onconnectionstatechange = null;
+      this.ontrack = null;
+      FakeRTCPeerConnection.connections.push(this);
+    }
+
+    addTransceiver(kind, { direction } = {}) {
+      const sender = { track: null, replaceTrack: async (track) => { sender.track = track; } };
+      const transceiver = { kind, direction, mid: null, sender, receiver: { track: new FakeTrack(kind) } };
+      this.transceivers.push(transceiver);
+      return transceiver;
+    }
+
+    getTransceivers() {
+      return [...this.transceivers];
+    }
+
+    async setLocalDescription() {
+      const type = this.remoteDescription?.type === "offer" ? "answer" : "offer";
+      this.localDescription = { type, sdp: `fake ${type}` };
+    }
+
+    async setRemoteDescription(description) {
+      this.remoteDescription = description;
+      this.transceivers.forEach((transceiver, index) => {
+        transceiver.mid ??= String(index);
+      });
+    }
+
+    async addIceCandidate() {}
+
+    async getStats() {
+      return new Map();
+    }
+
+    close() {
+      this.connectionState = "closed";
+      for (const transceiver of this.transceivers) transceiver.receiver.track.stop();
+    }
+
+    // test side
+
+    connect() {
+      this.connectionState = "connected";
+      this.onconnectionstatechange?.();
+    }
+  }
+  return FakeRTCPeerConnection;
+}

@@ -140,10 +140,22 @@ async function getOrCreate(call) {
   try {
     await call.getOrCreate();
   } catch (error) {
+    if (error.status !== 403 || error.code !== "permission_denied") throw error;
     // A type that does not let this user create calls may still let them read an existing one.
-    if (error.status === 403 && error.code === "permission_denied") await call.get();
-    else throw error;
+    try {
+      await call.get();
+    } catch (readError) {
+      if (readError.code === "call_not_found") throw mayNotCreate(call.type);
+      throw readError;
+    }
   }
+}
+
+function mayNotCreate(type) {
+  return new Error(
+    `This call has not been created yet, and you may not create calls of type ${type}. ` +
+      "Ask the organiser to create it first.",
+  );
 }
 
 function onSessionOver(message) {

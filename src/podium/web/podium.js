@@ -39,7 +39,9 @@ const PHASE_EVENTS = new Set(["call.live_started", "call.live_stopped", "call.en
 // Reads of the call after a phase change, until one is not older than the state.
 const PHASE_REREADS = 3;
 // A `sfu.stop_source` with one of these reasons means the server ended the whole media session.
-const SESSION_ENDING = new Set(["left", "blocked", "call_ended"]);
+// Not `left`: the server sends it for every way a session ends and then says which
+// (`sfu.error` `replaced`, the participant leaving), so that reason is not lost.
+const SESSION_ENDING = new Set(["blocked", "call_ended"]);
 const DEFAULT_TIMEOUT_MS = 15000;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 5000, 10000];
 const WS_OPEN = 1;
@@ -387,6 +389,10 @@ export class Client {
     this._closed = false;
     this._reconnects = 0;
     this._reconnectTimer = null;
+    this._connectionState = "disconnected";
+    this._connectionHandlers = new Set();
+    // Set once a connection was ready: every later one is a reconnection.
+    this._everConnected = false;
   }
 
   /** The token's `sub`. */
@@ -401,6 +407,21 @@ export class Client {
 
   get connected() {
     return this._socket !== null && this._socket.readyState === WS_OPEN;
+  }
+
+  /**
+   * `disconnected` (before `connect()`), `connecting`, `connected`, `reconnecting` (the
+   * WebSocket dropped and is being opened again) or `closed` (by `close()`, or the server
+   * refused the token: no reconnecting).
+   */
+  get connectionState() {
+    return this._connectionState;
+  }
+
+  /** `handler(state)` whenever `connectionState` changes; returns an unsubscribe function. */
+  onConnectionStateChange(handler) {
+    this._connectionHandlers.add(handler);
+    return () => this._connectionHandlers.delete(handler);
   }
 
   /** The `Call` for `type`/`id` (one object per call). */
@@ -429,9 +450,15 @@ export class Client {
     if (this._closed) return Promise.reject(new PodiumError("the client is closed"));
     if (this.connected) return Promise.resolve();
     if (!this._connecting) {
-      this._connecting = this.#open().finally(() => {
-        this._connecting = null;
-      });
+      if (this._connectionState !== "reconnecting") this.#setConnectionState("connecting");
+      this._connecting = this.#open()
+        .catch((error) => {
+          if (this._connectionState === "connecting") this.#setConnectionState("disconnected");
+          throw error;
+        })
+        .finally(() => {
+          this._connecting = null;
+        });
     }
     return this._connecting;
   }
@@ -444,6 +471,7 @@ export class Client {
     for (const socket of [this._socket, this._opening]) socket?.close(1000, "client closed");
     this._socket = null;
     this._opening = null;
+    this.#setConnectionState("closed");
   }
 
   /** One HTTP call to the API; resolves to the JSON body, rejects with `PodiumError`. */
@@ -506,6 +534,12 @@ export class Client {
           }
           this._socket = socket;
           this._reconnects = 0;
+          clearTimeout(this._reconnectTimer);
+          const reconnected = this._everConnected;
+          this._everConnected = true;
+          // Before anyone hears "connected": a call's media then waits for its re-join.
+          if (reconnected) for (const call of this._calls.values()) call._reconnected();
+          this.#setConnectionState("connected");
           resolve();
           return;
         }
@@ -523,8 +557,10 @@ export class Client {
         }
         if (this._socket !== socket) return;
         this._socket = null;
-        if (!this._closed && event.code !== WS_AUTH_FAILED) this.#reconnectLater();
+        const reconnecting = !this._closed && event.code !== WS_AUTH_FAILED;
+        if (reconnecting) this.#reconnectLater();
         for (const call of this._calls.values()) call._disconnected(event);
+        this.#setConnectionState(reconnecting ? "reconnecting" : "closed");
       };
     });
   }
@@ -535,13 +571,25 @@ export class Client {
     this._reconnectTimer = setTimeout(async () => {
       try {
         await this.connect();
-      } catch {
-        if (!this._closed) this.#reconnectLater();
-        return;
+      } catch (error) {
+        if (this._closed) return;
+        // A token refused now (it expired meanwhile) will be refused on every try.
+        if (error.code === "invalid_token") this.#setConnectionState("closed");
+        else this.#reconnectLater();
       }
-      if (this._closed) return;
-      for (const call of this._calls.values()) call._reconnected();
     }, delay);
+  }
+
+  #setConnectionState(state) {
+    if (this._connectionState === state) return;
+    this._connectionState = state;
+    for (const handler of [...this._connectionHandlers]) {
+      try {
+        handler(state);
+      } catch (error) {
+        reportHandlerError({ type: "connection state" }, error);
+      }
+    }
   }
 
   #dispatch(frame) {
@@ -591,6 +639,11 @@ export class Call {
     this._stateHandlers = new Set();
     this._watching = false;
     this._watchWaiter = null;
+    // Joined and not left: after a reconnect, or removed for being disconnected, join again.
+    this._joined = false;
+    // The re-watch and re-join after a reconnect, and a re-join on its own (never reject).
+    this._recovery = null;
+    this._rejoining = null;
     this._media = null;
     // Requests this client saw resolved: a snapshot read just before must not bring them back.
     this._resolved = new Set();
@@ -645,6 +698,7 @@ export class Call {
   async join() {
     await this.client.connect();
     const data = await this.client.request("POST", `${this.path}/join`);
+    this._joined = true;
     this.mediaInfo = data.media ?? null;
     this.#snapshot(data);
     await this.#watch();
@@ -667,6 +721,7 @@ export class Call {
 
   /** Close media, stop being a participant, and stop following events. */
   async leave() {
+    this._joined = false;
     await this.closeMedia("left");
     const data = await this.client.request("POST", `${this.path}/leave`);
     this.#snapshot(data);
@@ -742,6 +797,9 @@ export class Call {
 
   /** Open the media session without publishing, to receive (`subscribe`: "all" or user ids). */
   async connectMedia({ subscribe = "all" } = {}) {
+    // The SFU takes only participants: after a reconnect, be one again first.
+    await this._recovery;
+    await this._rejoining;
     if (!this._media || this._media.closed) {
       this._media = new MediaSession(this, { subscribe });
     } else {
@@ -808,6 +866,9 @@ export class Call {
     if (!type.startsWith("call.")) return;
     const changed = this.state.applyEvent(frame, this.client.userId);
     if (!changed) return;
+    if (type === "call.participant_left" && frame.participant?.user_id === this.client.userId) {
+      this.#leftByServer(frame.reason);
+    }
     if (PHASE_EVENTS.has(type)) {
       this.#reread()
         .catch(() => this.#changed())
@@ -821,15 +882,15 @@ export class Call {
   _disconnected() {
     // The server ends a user's media session with their last WebSocket.
     if (this._media && !this._media.closed) this._media.close("lost", { tellServer: false });
+    this._watchWaiter?.reject(new PodiumError("the WebSocket closed", { code: "network_error" }));
   }
 
-  async _reconnected() {
-    if (!this._watching) return;
-    try {
-      await this.#watch();
-    } catch (error) {
-      this._emit({ type: "error", call_cid: this.cid, error: { code: error.code, message: error.message } });
-    }
+  _reconnected() {
+    if (!this._watching && !this.#mayRejoin()) return;
+    const recovery = this.#recover().finally(() => {
+      if (this._recovery === recovery) this._recovery = null;
+    });
+    this._recovery = recovery;
   }
 
   /** Hand an event to the handlers of its type (and, for call events, to `"*"`). */
@@ -847,6 +908,56 @@ export class Call {
   }
 
   // Helpers.
+
+  /**
+   * Re-watch from the last seq seen and re-join (the server may have removed us while we
+   * were away; joining again is harmless otherwise). The join is sent at once, but its
+   * answer is applied after the replay, so that handlers see every event missed.
+   */
+  async #recover() {
+    const joining = this.#mayRejoin() ? this.client.request("POST", `${this.path}/join`) : null;
+    joining?.catch(() => {}); // awaited below, unless the watch fails first
+    try {
+      if (this._watching) await this.#watch();
+      if (joining) this.#rejoined(await joining);
+    } catch (error) {
+      // Dropped again: the next reconnect recovers.
+      if (this.client.connected) this.#reportError(error);
+    }
+  }
+
+  /** The server removed us from the call (or saw us leave, e.g. from another tab). */
+  #leftByServer(reason) {
+    const disconnected = reason === "disconnected";
+    // First, so that a `media.closed` handler reconnecting media waits for it.
+    if (disconnected && this.#mayRejoin() && !this._rejoining) {
+      this._rejoining = this.client
+        .request("POST", `${this.path}/join`)
+        .then((data) => this.#rejoined(data))
+        .catch((error) => this.#reportError(error))
+        .finally(() => {
+          this._rejoining = null;
+        });
+    }
+    // Our media session ended with our participation.
+    if (this._media && !this._media.closed) {
+      this._media.close(disconnected ? "lost" : "left", { tellServer: false });
+    }
+  }
+
+  #mayRejoin() {
+    return this._joined && !this.state.ended && !this.state.blockedUserIds.has(this.client.userId);
+  }
+
+  #rejoined(data) {
+    if (!this._joined) return; // left meanwhile
+    this.mediaInfo = data.media ?? this.mediaInfo;
+    this.#apply(data);
+  }
+
+  #reportError(error) {
+    this._emit({ type: "error", call_cid: this.cid, error: { code: error.code, message: error.message } });
+  }
 
   async #watch() {
     const waiter = deferred();

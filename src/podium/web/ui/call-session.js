@@ -13,8 +13,10 @@ const DEFAULT_COOLDOWN_S = 30;
 const ALREADY_ANSWERED_GRACE_MS = 1500;
 const MEDIA_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000, 15000];
 // media.closed reasons after which reconnecting makes no sense (we left, were removed, it ended).
-const MEDIA_FINAL = new Set(["left", "blocked", "call_ended", "replaced"]);
+const MEDIA_FINAL = new Set(["left", "blocked", "call_ended"]);
 const SESSION_GONE = new Set(["left", "call_ended", "lost", "connection_failed", "replaced"]);
+// Sources turned back on by themselves once media is back: the screen picker needs a click.
+const RESTORABLE = new Set(["microphone", "camera"]);
 
 export class CallSession {
   /**
@@ -39,6 +41,10 @@ export class CallSession {
     this.resolved = new Set(); // request ids known to be answered (hidden from the list)
     this.requesterNames = new Map(); // request id → name from the request event
     this.renderQueued = false;
+    this.offline = false; // the WebSocket dropped and podium.js is reconnecting it
+    this.mediaDown = false; // our media session ended and is to be reconnected
+    this.mediaElsewhere = false; // another tab of this user took the media session
+    this.sourcesToRestore = new Set(); // sources that were on when the connection dropped
   }
 
   // ---- lifecycle -------------------------------------------------------------------------------
@@ -90,32 +96,59 @@ export class CallSession {
   }
 
   /**
-   * The media session ended without us leaving (connection lost or failed). The library
-   * stopped our tracks and does not reopen media by itself: reconnect, so that we keep
-   * hearing everyone. Bounded, so two sessions of one user cannot take turns forever.
+   * The media session ended without us leaving. The library stopped our tracks and does
+   * not reopen media by itself. Moved to another tab: say so and wait for the user.
+   * Lost with the WebSocket: reconnect once it is back. Failed: reconnect, bounded, so a
+   * connection that keeps failing is reported rather than retried forever.
    */
-  async onMediaClosed(reason) {
+  onMediaClosed(reason) {
     this.media.stopAll(false);
     this.schedule();
-    if (reason === "replaced" && this.isIn()) {
-      this.messages.warning("Your media moved to another tab or window where you opened this call.");
-    }
-    if (!this.isIn() || MEDIA_FINAL.has(reason) || this.reconnectingMedia) return;
-    const now = Date.now();
-    this.mediaLosses = (this.mediaLosses || []).filter((t) => now - t < 60_000).concat(now);
-    if (this.mediaLosses.length > 3) {
-      this.messages.error("The media connection keeps dropping. Leave and join again to hear the call.");
+    if (!this.isIn() || MEDIA_FINAL.has(reason)) return;
+    if (reason === "replaced") {
+      this.sourcesToRestore.clear();
+      this.mediaElsewhere = true;
       return;
     }
+    this.mediaDown = true;
+    if (reason !== "lost") {
+      const now = Date.now();
+      this.mediaLosses = (this.mediaLosses || []).filter((t) => now - t < 60_000).concat(now);
+      if (this.mediaLosses.length > 3) {
+        this.messages.error("The media connection keeps dropping. Leave and join again to hear the call.");
+        return;
+      }
+      this.messages.warning("The media connection was lost. Reconnecting…");
+    }
+    if (this.client.connected) this.reconnectMedia();
+  }
+
+  /** The WebSocket dropped, came back, or was closed for good (the token was refused). */
+  onConnectionState(state) {
+    if (state === "closed" && this.isIn()) {
+      this.exit("The server closed the connection: your access may have expired. Join again.");
+      return;
+    }
+    const offline = state === "reconnecting";
+    if (offline === this.offline) return;
+    this.offline = offline;
+    this.schedule();
+    if (offline || !this.isIn()) return;
+    if (this.mediaDown) this.reconnectMedia();
+    else this.messages.success("Reconnected.");
+  }
+
+  /** Open media again, then turn back on what was on. Stops while offline: coming back restarts it. */
+  async reconnectMedia() {
+    if (this.reconnectingMedia) return;
     this.reconnectingMedia = true;
-    this.messages.warning("The media connection was lost. Reconnecting…");
     try {
-      for (const delay of MEDIA_RETRY_DELAYS_MS) {
+      for (const delay of [0, ...MEDIA_RETRY_DELAYS_MS]) {
         await sleep(delay);
-        if (!this.isIn()) return;
-        if (!this.client.connected) continue; // the library is still reconnecting the WebSocket
+        if (!this.isIn() || !this.mediaDown || !this.client.connected) return;
         if (await this.connectMedia({ quiet: true })) {
-          this.messages.success("Media reconnected. Turn your microphone or camera back on if you were using them.");
+          this.mediaDown = false;
+          await this.restoreSources();
           return;
         }
       }
@@ -123,6 +156,40 @@ export class CallSession {
     } finally {
       this.reconnectingMedia = false;
     }
+  }
+
+  /** Turn back on the microphone and camera that were on when the connection dropped, if still allowed. */
+  async restoreSources() {
+    const sources = [...this.sourcesToRestore];
+    this.sourcesToRestore.clear();
+    const restored = [];
+    for (const source of sources) {
+      const spec = SOURCE_BY_NAME[source];
+      if (!RESTORABLE.has(source)) {
+        this.messages.info(`Your ${spec.noun} stopped when the connection dropped. Start it again if you like.`);
+      } else if (!this.call.hasPermission(spec.capability)) {
+        this.messages.warning(`Your ${spec.noun} stayed off: you may no longer send ${spec.short}.`);
+      } else if (!this.media.isOn(source)) {
+        await this.toggle(source);
+        if (this.media.isOn(source)) restored.push(spec.noun);
+      }
+    }
+    const verb = restored.length > 1 ? "are" : "is";
+    this.messages.success(`Reconnected.${restored.length ? ` Your ${restored.join(" and ")} ${verb} on again.` : ""}`);
+  }
+
+  /** "Use this tab": take the media session back from the other tab. */
+  async takeMediaBack() {
+    if (!this.mediaElsewhere) return;
+    this.mediaElsewhere = false;
+    this.schedule();
+    if (!(await this.connectMedia()) && this.isIn()) this.mediaElsewhere = true;
+    this.schedule();
+  }
+
+  /** Whether the media controls can be used now: connected, and media in this tab. */
+  canUseMedia() {
+    return !this.offline && !this.mediaElsewhere;
   }
 
   /** The Leave button: leave the call, release the devices, back to the lobby. */
@@ -159,6 +226,9 @@ export class CallSession {
     const { call } = this;
     const on = (type, handler) => this.unsubscribe.push(call.on(type, (event) => this.guard(handler, event)));
     this.unsubscribe.push(call.onStateChange(() => this.onState()));
+    this.unsubscribe.push(
+      this.client.onConnectionStateChange((state) => this.guard((s) => this.onConnectionState(s), state)),
+    );
     on("call.live_started", () => this.mode === "waiting" && this.joinFromWaiting());
     on("call.ended", () => this.exit("The call has ended."));
     on("call.blocked_user", (e) => e.user_id === this.userId && this.exit("You were removed from the call."));
@@ -258,6 +328,17 @@ export class CallSession {
       "Stop live",
     );
     this.backstageNote = h("p", { class: "banner", hidden: true });
+    this.connectionNote = h("p", { class: "banner banner-alert", role: "status", hidden: true });
+    this.elsewhereNote = h(
+      "div",
+      { class: "banner banner-action", role: "status", hidden: true },
+      h("p", {}, "This call is open in another tab; media moved there. This tab no longer plays or sends anything."),
+      h(
+        "button",
+        { type: "button", class: "btn btn-secondary", onclick: () => this.takeMediaBack() },
+        "Use this tab",
+      ),
+    );
     const copyButton = h(
       "button",
       { type: "button", class: "btn btn-secondary", onclick: () => this.copyInvite() },
@@ -279,6 +360,8 @@ export class CallSession {
           ),
           h("div", { class: "call-actions" }, this.goLiveButton, this.stopLiveButton, copyButton),
         ),
+        this.connectionNote,
+        this.elsewhereNote,
         this.backstageNote,
         h("div", { class: "call-body" }, this.requests.element, this.stage.element),
         this.controls.element,
@@ -292,9 +375,14 @@ export class CallSession {
   render() {
     const state = this.call.state;
     this.names.learn(state);
-    const phase = state.phase || (state.live ? "live" : "backstage");
-    setText(this.phaseBadge, { live: "Live", backstage: "Backstage", ended: "Ended" }[phase] || phase);
+    // Offline, the phase shown could be stale: say what we know instead.
+    const phase = this.offline ? "reconnecting" : state.phase || (state.live ? "live" : "backstage");
+    const badge = { live: "Live", backstage: "Backstage", ended: "Ended", reconnecting: "Reconnecting…" };
+    setText(this.phaseBadge, badge[phase] || phase);
     this.phaseBadge.dataset.phase = phase;
+    this.connectionNote.hidden = !this.offline;
+    setText(this.connectionNote, this.offline ? this.offlineText() : "");
+    this.elsewhereNote.hidden = !this.mediaElsewhere;
     const host = this.call.hasPermission("go-live");
     this.goLiveButton.hidden = !(host && state.backstage);
     this.stopLiveButton.hidden = !(host && state.live);
@@ -308,6 +396,12 @@ export class CallSession {
     this.stage.render(state);
     this.controls.render();
     this.requests.render(state);
+  }
+
+  offlineText() {
+    const back = [...this.sourcesToRestore].filter((s) => RESTORABLE.has(s)).map((s) => SOURCE_BY_NAME[s].noun);
+    const promise = back.length ? ` Your ${back.join(" and ")} will turn back on by itself.` : "";
+    return `Lost the connection to the server. Reconnecting…${promise}`;
   }
 
   // ---- what the call screen's buttons do ---------------------------------------------------
@@ -533,6 +627,7 @@ export class CallSession {
   onSourceStopped(event) {
     const had = this.media.isOn(event.source) || Boolean(event.track);
     this.media.dropped(event.source);
+    if (had && event.reason === "lost") this.sourcesToRestore.add(event.source);
     const spec = SOURCE_BY_NAME[event.source];
     // Sources that stop because the whole session went are covered by the media-closed message.
     if (!spec || !had || this.leaving || SESSION_GONE.has(event.reason)) return;

@@ -17,7 +17,8 @@ const ICON = { microphone: ["mic", "micOff"], camera: ["camera", "cameraOff"], s
 export class Controls {
   /**
    * `session` gives: `call`, `media` (LocalMedia), `toggle(source)`, `request(capability)`,
-   * `isRequesting(capability)`, `cooldownLeft(capability)` (seconds), `leave()`.
+   * `isRequesting(capability)`, `cooldownLeft(capability)` (seconds), `canUseMedia()`,
+   * `offline`, `leave()`.
    */
   constructor(session) {
     this.session = session;
@@ -92,7 +93,7 @@ export class Controls {
     toggle.hidden = showRequest;
     request.hidden = !showRequest;
 
-    toggle.disabled = !held || busy;
+    toggle.disabled = !held || busy || !this.session.canUseMedia();
     setAttr(toggle, "aria-pressed", String(held && on));
     setAttr(toggle, "aria-busy", busy ? "true" : null);
     toggle.classList.toggle("is-on", held && on);
@@ -102,7 +103,8 @@ export class Controls {
       toggleIcon.replaceChildren(icon(iconName));
     }
 
-    request.disabled = awaiting || cooldown > 0 || this.session.isRequesting(spec.capability);
+    request.disabled =
+      awaiting || cooldown > 0 || this.session.isRequesting(spec.capability) || this.session.offline;
     request.classList.toggle("is-awaiting", awaiting);
 
     const [allowed, notAllowed] = STATUS[spec.capability];

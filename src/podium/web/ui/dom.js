@@ -54,10 +54,11 @@ export function setText(el, text) {
 
 /**
  * Keep `parent`'s children in step with `items` without recreating existing ones:
- * `create(item)` builds a node for a new key, `update(node, item)` refreshes it.
+ * `create(item)` builds a node for a new key, `update(node, item)` refreshes it,
+ * `release(node)` (optional) lets go of what a node holds before it is removed.
  * Nodes are only moved when out of place, so focus and media playback survive.
  */
-export function syncKeyed(parent, items, keyOf, create, update) {
+export function syncKeyed(parent, items, keyOf, create, update, release) {
   const nodes = parent.__keyed || (parent.__keyed = new Map());
   const wanted = new Set();
   items.forEach((item, index) => {
@@ -73,6 +74,7 @@ export function syncKeyed(parent, items, keyOf, create, update) {
   });
   for (const [key, node] of nodes) {
     if (!wanted.has(key)) {
+      if (release) release(node);
       node.remove();
       nodes.delete(key);
     }

@@ -213,6 +213,9 @@ export class Stage {
         audio.srcObject = new MediaStream([m.track]);
         audio.play().catch(() => {});
       },
+      (audio) => {
+        audio.srcObject = null;
+      },
     );
   }
 
