@@ -24,7 +24,7 @@ app = typer.Typer(help="Podium: moderated audio rooms and video calls.", no_args
 call_types_app = typer.Typer(help="Inspect call types.", no_args_is_help=True)
 app.add_typer(call_types_app, name="call-types")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @app.command()

@@ -25,9 +25,9 @@ from podium.services import metrics
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
 from podium.services.delivery import EventHub
-from podium.services.expiry import sweep_forever
 from podium.services.media import MediaService
 from podium.services.moderation import ModerationService
+from podium.services.periodic import run_every
 from podium.services.permissions import PermissionsService
 from podium.services.presence import PresenceService
 from podium.services.revocations import Revocations
@@ -71,7 +71,10 @@ def create_app(settings: Settings) -> FastAPI:
             media=media,
             revocations=revocations,
         )
-        sweeper = asyncio.create_task(sweep_forever(permissions), name="podium-expiry")
+        # Without it a request nobody answers would stay "awaiting" on the requester's screen.
+        sweeper = asyncio.create_task(
+            run_every(1.0, permissions.expire_overdue, "expiring requests"), name="podium-expiry"
+        )
         # Modules, models and tables loaded so far live as long as the process: keep
         # them out of the collector's full passes, which otherwise stall the loop.
         gc.collect()

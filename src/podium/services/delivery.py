@@ -44,6 +44,7 @@ from podium.core.policy import CallAccess, CallPhase, MemberGrants
 from podium.services import metrics
 from podium.services.context import load_call
 from podium.services.identity import Identity
+from podium.services.periodic import run_every
 from podium.store.base import Store
 
 log = logging.getLogger("podium.delivery")
@@ -138,7 +139,10 @@ class EventHub:
         metrics.WATCHED_CALLS.set_function(lambda: len(self.feeds))
         self._tasks = [
             asyncio.create_task(self._health_loop(), name="podium-health"),
-            asyncio.create_task(self._catch_up_loop(), name="podium-catch-up"),
+            asyncio.create_task(
+                run_every(self.catch_up_interval_s, self.catch_up, "catching up from the log"),
+                name="podium-catch-up",
+            ),
         ]
 
     async def close(self) -> None:
@@ -389,14 +393,6 @@ class EventHub:
             if feed.last_seq < 0:
                 feed.last_seq = ctx.call.last_seq
         feed.loaded_at = self.clock()
-
-    async def _catch_up_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.catch_up_interval_s)
-            try:
-                await self.catch_up()
-            except Exception:
-                log.exception("catching up from the event log failed; retrying")
 
     async def _health_loop(self) -> None:
         frame = encode({"type": "health.check"})

@@ -47,6 +47,7 @@ from podium.services.delivery import EventHub, encode, read_log
 from podium.services.grants import ROLE_CHANGED
 from podium.services.ice import client_ice_servers, sfu_ice_servers
 from podium.services.identity import Identity
+from podium.services.periodic import run_every
 from podium.sfu.adapter import check_hooks
 from podium.sfu.call import SfuCall
 from podium.sfu.messages import Error, ErrorCode, StopReason
@@ -117,7 +118,8 @@ class MediaService:
         self._unsubscribe = self.rt.bus.subscribe(self.on_event)
         metrics.SFU.source = self.snapshot
         self._reconciler = asyncio.create_task(
-            self._reconcile_forever(), name="podium-media-reconcile"
+            run_every(self.reconcile_interval_s, self.reconcile, "media reconciliation"),
+            name="podium-media-reconcile",
         )
 
     def snapshot(self) -> metrics.SfuSnapshot:
@@ -290,14 +292,6 @@ class MediaService:
             if publishers and self.calls.get(media.cid) is media:
                 await self._recheck(media, sorted(publishers), StopReason.REVOKED)
                 await self._drop_if_idle(media)
-
-    async def _reconcile_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.reconcile_interval_s)
-            try:
-                await self.reconcile()
-            except Exception:
-                log.exception("media reconciliation failed; retrying")
 
     async def _enforce_through(
         self, media: _CallMedia, seq: int, event: CallEvent | None = None

@@ -13,7 +13,6 @@ waits `grace_s` before it sweeps, so clients have time to come back.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,9 +20,8 @@ from datetime import timedelta
 from podium.bus.events import Audience
 from podium.services.context import Runtime, writing
 from podium.services.delivery import EventHub
+from podium.services.periodic import run_every
 from podium.services.views import participant_view
-
-log = logging.getLogger("podium.presence")
 
 #: `reason` of the `call.participant_left` a sweep emits.
 DISCONNECTED = "disconnected"
@@ -52,7 +50,9 @@ class PresenceService:
 
     async def start(self) -> None:
         self._started = self.clock()
-        self._task = asyncio.create_task(self._run(), name="podium-presence")
+        self._task = asyncio.create_task(
+            run_every(self.interval_s, self.step, "presence"), name="podium-presence"
+        )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -97,11 +97,6 @@ class PresenceService:
                 left += 1
         return left
 
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.touch()
-                await self.sweep()
-            except Exception:
-                log.exception("presence update failed; retrying")
+    async def step(self) -> None:
+        await self.touch()
+        await self.sweep()

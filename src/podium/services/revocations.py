@@ -11,18 +11,17 @@ are kept until the token would have expired anyway.
 from __future__ import annotations
 
 import asyncio
-import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from podium.core.errors import InvalidToken, PermissionDenied, TokenRevoked, ValidationFailed
 from podium.services.context import Clock, utcnow
 from podium.services.identity import Identity
+from podium.services.periodic import run_every
 from podium.store.base import Store
 from podium.store.records import RevokedToken
 from podium.tokens import token_info
-
-log = logging.getLogger("podium.revocations")
 
 #: Rows are re-read this far back, so one committed late (after a later one was read) is seen.
 OVERLAP = timedelta(seconds=10)
@@ -90,7 +89,10 @@ class Revocations:
 
     async def start(self) -> None:
         await self.refresh()
-        self._task = asyncio.create_task(self._run(), name="podium-revocations")
+        self._task = asyncio.create_task(
+            run_every(self.interval_s, self.step, "reading revoked tokens"),
+            name="podium-revocations",
+        )
 
     async def close(self) -> None:
         if self._task is not None:
@@ -134,14 +136,10 @@ class Revocations:
         async with self.store.write() as tx:
             await tx.delete_expired_revocations(now)
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.refresh()
-                if loop.time() - self._pruned_at >= PRUNE_EVERY_S:
-                    self._pruned_at = loop.time()
-                    await self._prune()
-            except Exception:
-                log.exception("reading revoked tokens failed; retrying")
+    async def step(self) -> None:
+        """Refresh, and now and then forget revocations of expired tokens."""
+        await self.refresh()
+        now = time.monotonic()
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            await self._prune()
