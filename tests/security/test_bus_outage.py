@@ -156,3 +156,52 @@ async def test_a_revoke_and_a_mute_during_a_redis_outage_are_enforced_on_every_n
             await ws.close()
         for api in (host, host_b, speaker):
             await api.aclose()
+
+
+async def test_a_block_and_an_end_during_a_redis_outage_reach_the_other_node(
+    nodes: tuple[ServerProcess, ServerProcess], redis: PrivateRedis
+) -> None:
+    node_a, node_b = nodes
+    call_id = f"outage-{uuid.uuid4().hex[:12]}"
+    cid, path = f"development:{call_id}", f"/calls/development/{call_id}"
+    host = Api(node_a, HOST)
+    apis = [host, *(Api(node_b, user) for user in (SPEAKER, "other"))]
+    sockets: list[Watcher] = []
+    clients: list[MediaClient] = []
+    try:
+        await host.call("POST", path, {}, expect=201)
+        for api in apis:
+            await api.call("POST", f"{path}/join")
+        for user in (SPEAKER, "other"):
+            ws = await Watcher(node_b, user).open()
+            sockets.append(ws)
+            assert (await ws.watch(cid))["type"] == "watch.ok"
+            client = MediaClient(ws, cid)
+            clients.append(client)
+            client.pc.addTransceiver(Tone(), direction="sendonly")
+            await client.connect()
+            await client.send({"type": "sfu.publish", "source": "microphone"})
+            await client.expect("sfu.publish_ok")
+        speaker_ws, other_ws = sockets
+
+        redis.stop()
+        started = time.monotonic()
+        await host.call("POST", f"{path}/block", {"user_id": SPEAKER})
+        blocked = await speaker_ws.wait_for(event("sfu.stop_source", cid))
+        assert blocked["reason"] == "blocked"
+        assert time.monotonic() - started <= ENFORCED_WITHIN_S
+
+        mark = len(other_ws.frames)
+        started = time.monotonic()
+        await host.call("POST", f"{path}/end")
+        ended = await other_ws.wait_for(event("sfu.stop_source", cid), start=mark)
+        assert ended["reason"] == "call_ended"
+        assert time.monotonic() - started <= ENFORCED_WITHIN_S
+        await other_ws.wait_for(event("call.ended", cid), start=mark)
+    finally:
+        for client in clients:
+            await client.close()
+        for ws in sockets:
+            await ws.close()
+        for api in apis:
+            await api.aclose()
