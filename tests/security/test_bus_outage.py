@@ -6,7 +6,8 @@ mutes) a speaker whose media session is on node B (the host listens on B too:
 media does not cross nodes yet): B learns of it from the event log, so its SFU
 stops forwarding within 2 s and tells the publisher, and the watchers of both
 nodes get the events without a later event of the call pushing them out. When
-Redis is back, events travel on it again.
+Redis is back, events travel on it again. A block and an end made during the
+outage stop node B's media sessions within 2 s as well.
 """
 
 from __future__ import annotations
