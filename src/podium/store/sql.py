@@ -4,69 +4,40 @@ Writers of a call are serialised by a row lock on `calls` in PostgreSQL and by
 one in-process lock on SQLite, which allows a single writer anyway. The two
 guarantees that matter most also hold at statement level: `seq` comes from an
 atomic `last_seq + 1`, and a request is resolved by an update conditional on
-`state = 'pending'`, so only the first answer changes a row.
+`state = 'pending'`, so only the first answer changes a row. The statements
+themselves are `podium.store.transaction`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
-    ColumnElement,
-    CursorResult,
-    Executable,
-    Row,
-    Select,
-    Table,
-    and_,
-    delete,
     event,
-    exists,
     func,
-    insert,
-    or_,
     select,
-    tuple_,
-    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from podium.bus.events import CallEvent, EventDraft
-from podium.core.call_types import BUILTIN_CALL_TYPES, CallType
+from podium.core.call_types import BUILTIN_CALL_TYPES
 from podium.core.errors import ServiceUnavailable
-from podium.core.policy import CallPhase
-from podium.core.requests import PermissionRequest, RequestState
 from podium.store import schema
 from podium.store.cache import CallTypeCache
 from podium.store.connections import InlineConnection, SqlConnection
-from podium.store.records import (
-    BlockRecord,
-    CallRecord,
-    MemberRecord,
-    ParticipantRecord,
-    RevokedToken,
-)
 from podium.store.schema import (
-    blocks,
     call_types,
     calls,
-    events,
-    members,
-    participants,
-    permission_requests,
-    revoked_tokens,
 )
+from podium.store.transaction import SqlTransaction, insert_missing
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 
@@ -85,8 +56,6 @@ _MIGRATION_LOCK_KEY: Final = 0x706F6469756D
 _CALL_LOCK_SPACE: Final = 0x50444D
 # What a 503 tells the client to wait before retrying, in seconds.
 RETRY_AFTER_S: Final = 1
-# Ids per `IN (...)` list: well under SQLite's and asyncpg's bound-parameter limits.
-_IN_CHUNK: Final = 500
 # Execution option telling the SQLite `begin` hook which BEGIN to emit.
 _SQLITE_BEGIN: Final = "podium_sqlite_begin"
 # busy_timeout first: switching a new file to WAL takes a lock other openers must wait for.
@@ -193,7 +162,7 @@ class SqlStore:
                 await conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_KEY)))
             await conn.run_sync(_upgrade)
             rows = [schema.call_type_values(ct) for ct in BUILTIN_CALL_TYPES.values()]
-            await conn.execute(_insert_missing(conn, call_types), rows)
+            await conn.execute(insert_missing(conn, call_types), rows)
 
     async def close(self) -> None:
         if self._lite is not None:
@@ -250,368 +219,8 @@ class SqlStore:
             yield aconn
 
 
-class SqlTransaction:
-    """One database transaction: every method runs in it, nothing commits early."""
-
-    def __init__(self, conn: SqlConnection, *, writable: bool, call_types: CallTypeCache) -> None:
-        self._conn = conn
-        self._writable = writable
-        self._call_types = call_types
-
-    async def _write(
-        self, statement: Executable, params: Sequence[dict[str, Any]] | None = None
-    ) -> CursorResult[Any]:
-        if not self._writable:
-            raise RuntimeError("write in a read transaction; use store.write()")
-        return await self._conn.execute(statement, params)
-
-    async def _delete(self, table: Table, where: ColumnElement[bool]) -> bool:
-        return (await self._write(delete(table).where(where))).rowcount > 0
-
-    async def _one(self, statement: Executable) -> Row[Any] | None:
-        return (await self._conn.execute(statement)).first()
-
-    async def _all(self, statement: Executable) -> Sequence[Row[Any]]:
-        return (await self._conn.execute(statement)).all()
-
-    # call types
-
-    async def get_call_type(self, name: str) -> CallType | None:
-        cached = self._call_types.get(name)
-        if cached is not None:
-            return cached
-        row = await self._one(select(call_types).where(call_types.c.name == name))
-        found = schema.call_type_from_row(row) if row else None
-        if found is not None:
-            self._call_types.put(found)
-        return found
-
-    async def list_call_types(self) -> list[CallType]:
-        rows = await self._all(select(call_types).order_by(call_types.c.name))
-        return [schema.call_type_from_row(row) for row in rows]
-
-    async def put_call_type(self, call_type: CallType) -> None:
-        self._call_types.forget(call_type.name)
-        await self._write(
-            _upsert(self._conn, call_types, schema.call_type_values(call_type), ["name"])
-        )
-
-    # calls
-
-    async def get_call(self, cid: str) -> CallRecord | None:
-        row = await self._one(select(calls).where(calls.c.cid == cid))
-        return schema.call_from_row(row) if row else None
-
-    async def insert_call(self, call: CallRecord) -> None:
-        await self._write(insert(calls).values(schema.call_values(call)))
-
-    async def update_call(
-        self,
-        cid: str,
-        *,
-        updated_at: datetime,
-        phase: CallPhase | None = None,
-        custom: dict[str, Any] | None = None,
-        ended_at: datetime | None = None,
-    ) -> None:
-        values: dict[str, Any] = {"updated_at": updated_at}
-        if phase is not None:
-            values["phase"] = phase.value
-        if custom is not None:
-            values["custom"] = custom
-        if ended_at is not None:
-            values["ended_at"] = ended_at
-        result = await self._write(update(calls).where(calls.c.cid == cid).values(values))
-        if result.rowcount == 0:
-            raise LookupError(f"no call {cid!r}")
-
-    async def calls_created_since(self, user_id: str, since: datetime) -> list[datetime]:
-        statement = (
-            select(calls.c.created_at)
-            .where(calls.c.created_by == user_id, calls.c.created_at > since)
-            .order_by(calls.c.created_at)
-        )
-        return [row.created_at for row in await self._all(statement)]
-
-    async def list_calls(
-        self,
-        *,
-        user_id: str,
-        call_type: str | None = None,
-        live: bool | None = None,
-        limit: int = 100,
-    ) -> list[CallRecord]:
-        is_live = calls.c.phase == CallPhase.LIVE.value
-        member_of = exists().where(members.c.call_cid == calls.c.cid, members.c.user_id == user_id)
-        statement = select(calls).where(or_(is_live, member_of))
-        if call_type is not None:
-            statement = statement.where(calls.c.type == call_type)
-        if live is not None:
-            statement = statement.where(is_live if live else ~is_live)
-        statement = statement.order_by(calls.c.created_at.desc(), calls.c.cid.desc()).limit(limit)
-        return [schema.call_from_row(row) for row in await self._all(statement)]
-
-    # members
-
-    async def get_member(self, cid: str, user_id: str) -> MemberRecord | None:
-        row = await self._one(select(members).where(_user_key(members, cid, user_id)))
-        return schema.member_from_row(row) if row else None
-
-    async def list_members(self, cid: str) -> list[MemberRecord]:
-        rows = await self._all(_of_call(members, cid, members.c.created_at))
-        return [schema.member_from_row(row) for row in rows]
-
-    async def upsert_member(self, member: MemberRecord) -> None:
-        row = schema.member_values(member)
-        await self._write(_upsert(self._conn, members, row, ["call_cid", "user_id"]))
-
-    async def delete_member(self, cid: str, user_id: str) -> bool:
-        return await self._delete(members, _user_key(members, cid, user_id))
-
-    # participants
-
-    async def get_participant(self, cid: str, user_id: str) -> ParticipantRecord | None:
-        row = await self._one(select(participants).where(_user_key(participants, cid, user_id)))
-        return schema.participant_from_row(row) if row else None
-
-    async def list_participants(self, cid: str) -> list[ParticipantRecord]:
-        rows = await self._all(_of_call(participants, cid, participants.c.joined_at))
-        return [schema.participant_from_row(row) for row in rows]
-
-    async def upsert_participant(self, participant: ParticipantRecord) -> None:
-        row = schema.record_values(participant)
-        await self._write(_upsert(self._conn, participants, row, ["call_cid", "user_id"]))
-
-    async def delete_participant(self, cid: str, user_id: str) -> bool:
-        return await self._delete(participants, _user_key(participants, cid, user_id))
-
-    async def delete_participants(self, cid: str) -> list[str]:
-        result = await self._write(
-            delete(participants)
-            .where(participants.c.call_cid == cid)
-            .returning(participants.c.user_id)
-        )
-        return sorted(result.scalars())
-
-    async def touch_participants(self, keys: Sequence[tuple[str, str]], at: datetime) -> None:
-        unique = sorted(set(keys))
-        key = tuple_(participants.c.call_cid, participants.c.user_id)
-        for start in range(0, len(unique), _IN_CHUNK):
-            chunk = unique[start : start + _IN_CHUNK]
-            await self._write(
-                update(participants)
-                .where(key.in_(chunk), participants.c.seen_at < at)
-                .values(seen_at=at)
-            )
-
-    async def stale_participants(
-        self, before: datetime, limit: int = 500
-    ) -> list[ParticipantRecord]:
-        rows = await self._all(
-            select(participants)
-            .where(participants.c.seen_at < before)
-            .order_by(participants.c.seen_at)
-            .limit(limit)
-        )
-        return [schema.participant_from_row(row) for row in rows]
-
-    # blocks
-
-    async def get_block(self, cid: str, user_id: str) -> BlockRecord | None:
-        row = await self._one(select(blocks).where(_user_key(blocks, cid, user_id)))
-        return schema.block_from_row(row) if row else None
-
-    async def list_blocks(self, cid: str) -> list[BlockRecord]:
-        rows = await self._all(_of_call(blocks, cid, blocks.c.created_at))
-        return [schema.block_from_row(row) for row in rows]
-
-    async def insert_block(self, block: BlockRecord) -> None:
-        await self._write(insert(blocks).values(schema.record_values(block)))
-
-    async def delete_block(self, cid: str, user_id: str) -> bool:
-        return await self._delete(blocks, _user_key(blocks, cid, user_id))
-
-    # permission requests
-
-    async def insert_request(self, request: PermissionRequest) -> None:
-        await self._write(insert(permission_requests).values(schema.request_values(request)))
-
-    async def get_request(self, cid: str, request_id: str) -> PermissionRequest | None:
-        table = permission_requests
-        row = await self._one(
-            select(table).where(table.c.call_cid == cid, table.c.id == request_id)
-        )
-        return schema.request_from_row(row) if row else None
-
-    async def list_requests(
-        self,
-        cid: str,
-        *,
-        state: RequestState | None = None,
-        user_id: str | None = None,
-        limit: int = 500,
-    ) -> list[PermissionRequest]:
-        table = permission_requests
-        statement = select(table).where(table.c.call_cid == cid)
-        if state is not None:
-            statement = statement.where(table.c.state == state.value)
-        if user_id is not None:
-            statement = statement.where(table.c.user_id == user_id)
-        statement = statement.order_by(table.c.created_at, table.c.id).limit(limit)
-        return [schema.request_from_row(row) for row in await self._all(statement)]
-
-    async def request_activity(self, cid: str, user_id: str, since: datetime) -> list[datetime]:
-        table = permission_requests
-        mine = and_(table.c.call_cid == cid, table.c.user_id == user_id)
-        asked = select(table.c.created_at.label("at")).where(mine, table.c.created_at > since)
-        cancelled = select(table.c.resolved_at.label("at")).where(
-            mine,
-            table.c.state == RequestState.CANCELLED.value,
-            table.c.resolved_by == user_id,
-            table.c.resolved_at > since,
-        )
-        rows = await self._all(asked.union_all(cancelled))
-        return sorted(row.at for row in rows)
-
-    async def calls_with_overdue_requests(self, now: datetime, limit: int = 100) -> list[str]:
-        table = permission_requests
-        statement = (
-            select(table.c.call_cid)
-            .where(table.c.state == RequestState.PENDING.value, table.c.expires_at <= now)
-            .distinct()
-            .limit(limit)
-        )
-        return [row.call_cid for row in await self._all(statement)]
-
-    async def resolve_request(self, request: PermissionRequest) -> bool:
-        if request.is_pending:
-            raise ValueError(f"request {request.id} is still pending; resolve it first")
-        table = permission_requests
-        result = await self._write(
-            update(table)
-            .where(
-                table.c.call_cid == request.call_cid,
-                table.c.id == request.id,
-                table.c.state == RequestState.PENDING.value,
-            )
-            .values(
-                state=request.state.value,
-                resolved_by=request.resolved_by,
-                resolved_at=request.resolved_at,
-                reason=request.reason,
-            )
-        )
-        return result.rowcount == 1
-
-    # revoked tokens
-
-    async def revoke_token(self, revoked: RevokedToken) -> None:
-        row = schema.record_values(revoked)
-        await self._write(_insert_missing(self._conn, revoked_tokens).values(row))
-
-    async def revocations_since(self, since: datetime) -> list[RevokedToken]:
-        rows = await self._all(
-            select(revoked_tokens)
-            .where(revoked_tokens.c.revoked_at > since, revoked_tokens.c.expires_at > since)
-            .order_by(revoked_tokens.c.revoked_at)
-        )
-        return [RevokedToken(**row._mapping) for row in rows]
-
-    async def delete_expired_revocations(self, now: datetime) -> int:
-        result = await self._write(delete(revoked_tokens).where(revoked_tokens.c.expires_at <= now))
-        return result.rowcount
-
-    # event log
-
-    async def append_events(
-        self, cid: str, drafts: Sequence[EventDraft], *, created_at: datetime
-    ) -> list[CallEvent]:
-        """One seq update and one multi-row insert, however many events."""
-        if not drafts:
-            return []
-        result = await self._write(
-            update(calls)
-            .where(calls.c.cid == cid)
-            .values(last_seq=calls.c.last_seq + len(drafts))
-            .returning(calls.c.last_seq)
-        )
-        last = result.scalar_one_or_none()
-        if last is None:
-            raise LookupError(f"no call {cid!r}")
-        first = last - len(drafts) + 1
-        await self._write(
-            insert(events),
-            [
-                {
-                    "call_cid": cid,
-                    "seq": first + i,
-                    "type": d.type,
-                    "created_at": created_at,
-                    "payload": d.payload,
-                    "audience": d.audience.to_dict(),
-                    "refresh": d.refresh,
-                }
-                for i, d in enumerate(drafts)
-            ],
-        )
-        at = created_at.astimezone(UTC)
-        return [
-            CallEvent(cid, first + i, d.type, at, d.payload, d.audience, d.refresh)
-            for i, d in enumerate(drafts)
-        ]
-
-    async def events_since(self, cid: str, since: int, limit: int = 1000) -> list[CallEvent]:
-        rows = await self._all(
-            select(events)
-            .where(events.c.call_cid == cid, events.c.seq > since)
-            .order_by(events.c.seq)
-            .limit(limit)
-        )
-        return [schema.event_from_row(row) for row in rows]
-
-    async def last_seqs(self, cids: Sequence[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        unique = sorted(set(cids))
-        for start in range(0, len(unique), _IN_CHUNK):
-            chunk = unique[start : start + _IN_CHUNK]
-            rows = await self._all(
-                select(calls.c.cid, calls.c.last_seq).where(calls.c.cid.in_(chunk))
-            )
-            found.update({row.cid: row.last_seq for row in rows})
-        return found
-
-
 def _is_connection_loss(exc: BaseException) -> bool:
     """A lost or refused connection (or a locked SQLite file), not an error in the statement."""
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
     return True
-
-
-def _upsert(conn: SqlConnection, table: Table, row: dict[str, Any], key: list[str]) -> Executable:
-    """INSERT, or UPDATE every non-key column of the existing row."""
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(table).values(row)
-        return pg.on_conflict_do_update(
-            index_elements=key, set_={c: pg.excluded[c] for c in row if c not in key}
-        )
-    lite = sqlite.insert(table).values(row)
-    return lite.on_conflict_do_update(
-        index_elements=key, set_={c: lite.excluded[c] for c in row if c not in key}
-    )
-
-
-def _user_key(table: Table, cid: str, user_id: str) -> ColumnElement[bool]:
-    return and_(table.c.call_cid == cid, table.c.user_id == user_id)
-
-
-def _of_call(table: Table, cid: str, first: ColumnElement[Any]) -> Select[Any]:
-    """A call's rows of a per-user table, ordered by `first` then user id."""
-    return select(table).where(table.c.call_cid == cid).order_by(first, table.c.user_id)
-
-
-def _insert_missing(conn: SqlConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    """INSERT that skips rows whose primary key is already stored."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    return sqlite.insert(table).on_conflict_do_nothing()

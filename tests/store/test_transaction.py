@@ -1,4 +1,4 @@
-"""The store's queries behind limits, presence, revocation and log catch-up, on both databases."""
+"""`SqlTransaction` queries behind limits, presence, revocation and catch-up, on both databases."""
 
 from __future__ import annotations
 
