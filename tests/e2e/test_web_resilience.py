@@ -1,9 +1,11 @@
 """The web app in Chromium when things go wrong: a server restart, a second tab, a lobby refusal.
 
 - The server process stops mid-call: both pages say "Reconnecting…" (not
-  LIVE) for as long as it is gone; a new `podium serve` on the same port,
-  database and secret brings them back by themselves: LIVE again, the
-  speaker's microphone published again, the listener receiving audio again.
+  LIVE) for as long as it is gone, the host's Stop live is disabled, and a
+  page waiting for a backstage call to go live says so too; a new `podium serve`
+  on the same port, database and secret brings them back by themselves: LIVE
+  again, the speaker's microphone published again, the listener receiving
+  audio again, the waiting page waiting again.
 - The same user opens the call in a second tab: the first says media moved
   there and lets go of everything (no audio element, no running track), the
   second hears the speaker, and "Use this tab" takes the media back.
@@ -119,19 +121,32 @@ async def test_reconnecting_while_the_server_is_down_then_recovering(
             await receives_audio(bob)
             for app in apps:
                 await expect(badge(app)).to_have_text("Live")
+            # A third page waits in a backstage call the organiser created ahead.
+            waiting = f"audio_room/waiting-{uuid.uuid4().hex[:8]}"
+            headers = {"Authorization": f"Bearer {server.server_token()}"}
+            async with httpx.AsyncClient(headers=headers, trust_env=False) as operator:
+                created = await operator.post(f"{server.url}/v1/calls/{waiting}", json={})
+            assert created.status_code == 201, created.text
+            cleo = await open_app(browser, server, "Cleo", f"/call/{waiting}")
+            apps.append(cleo)
+            await cleo.join_as()
+            await expect(cleo.text("Waiting for the host to go live")).to_be_visible()
 
             # Down: every page says so, and keeps saying so, instead of LIVE.
             await asyncio.to_thread(server.stop)
-            for app in apps:
+            for app in (alice, bob):
                 await expect(badge(app)).to_have_text("Reconnecting…")
             notice = alice.text(re.compile("^Lost the connection to the server. Reconnecting…"))
             await expect(notice).to_contain_text("Your microphone will turn back on by itself.")
             await expect(alice.button("Microphone")).to_be_disabled()
+            await expect(alice.button("Stop live")).to_be_disabled()
+            await expect(cleo.text(re.compile("^Lost the connection"))).to_be_visible()
             await alice.shot("20-reconnecting")
             assert await axe_violations(alice) == [], "axe on the reconnecting call screen"
             await alice.page.wait_for_timeout(OUTAGE_S * 1000)
-            for app in apps:
+            for app in (alice, bob):
                 await expect(badge(app)).to_have_text("Reconnecting…")
+            for app in apps:
                 await expect(app.text(re.compile("^Lost the connection"))).to_be_visible()
 
             # Back on the same port, database and secret: the pages recover by themselves.
@@ -140,9 +155,14 @@ async def test_reconnecting_while_the_server_is_down_then_recovering(
             )
             servers.append(restarted)
             await asyncio.to_thread(restarted.start)
-            for app in apps:
+            for app in (alice, bob):
                 await expect(badge(app)).to_have_text("Live", timeout=RECOVERY_MS)
-                await expect(app.text(re.compile("^Lost the connection"))).to_be_hidden()
+            for app in apps:
+                await expect(app.text(re.compile("^Lost the connection"))).to_be_hidden(
+                    timeout=RECOVERY_MS
+                )
+            await expect(alice.button("Stop live")).to_be_enabled()
+            await expect(cleo.text("Waiting for the host to go live")).to_be_visible()
             await alice.browser_page.until(
                 "() => Boolean(window.podiumApp.call.published.microphone)", RECOVERY_MS / 1000
             )

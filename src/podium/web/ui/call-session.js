@@ -280,6 +280,7 @@ export class CallSession {
     this.renderQueued = true;
     queueMicrotask(() => {
       this.renderQueued = false;
+      if (this.mode === "waiting") this.renderConnection();
       if (this.mode !== "joined") return;
       try {
         this.render();
@@ -292,6 +293,7 @@ export class CallSession {
   showWaiting() {
     this.mode = "waiting";
     const { call } = this;
+    this.connectionNote = connectionNote();
     this.root.replaceChildren(
       h(
         "section",
@@ -304,9 +306,11 @@ export class CallSession {
           "This call is in backstage. You will join automatically as soon as it goes live.",
         ),
         h("p", { class: "waiting-call" }, h("span", { class: "mono" }, call.id), ` · ${call.type}`),
+        this.connectionNote,
         h("button", { type: "button", class: "btn btn-secondary", onclick: () => this.leave() }, "Leave"),
       ),
     );
+    this.renderConnection();
     focusHeading(this.root);
   }
 
@@ -328,7 +332,7 @@ export class CallSession {
       "Stop live",
     );
     this.backstageNote = h("p", { class: "banner", hidden: true });
-    this.connectionNote = h("p", { class: "banner banner-alert", role: "status", hidden: true });
+    this.connectionNote = connectionNote();
     this.elsewhereNote = h(
       "div",
       { class: "banner banner-action", role: "status", hidden: true },
@@ -380,10 +384,11 @@ export class CallSession {
     const badge = { live: "Live", backstage: "Backstage", ended: "Ended", reconnecting: "Reconnecting…" };
     setText(this.phaseBadge, badge[phase] || phase);
     this.phaseBadge.dataset.phase = phase;
-    this.connectionNote.hidden = !this.offline;
-    setText(this.connectionNote, this.offline ? this.offlineText() : "");
+    this.renderConnection();
     this.elsewhereNote.hidden = !this.mediaElsewhere;
     const host = this.call.hasPermission("go-live");
+    this.goLiveButton.disabled = this.offline;
+    this.stopLiveButton.disabled = this.offline;
     this.goLiveButton.hidden = !(host && state.backstage);
     this.stopLiveButton.hidden = !(host && state.live);
     this.backstageNote.hidden = !state.backstage;
@@ -396,6 +401,12 @@ export class CallSession {
     this.stage.render(state);
     this.controls.render();
     this.requests.render(state);
+  }
+
+  /** The banner that says the server is unreachable, on the call and the waiting screen. */
+  renderConnection() {
+    this.connectionNote.hidden = !this.offline;
+    setText(this.connectionNote, this.offline ? this.offlineText() : "");
   }
 
   offlineText() {
@@ -650,6 +661,10 @@ export class CallSession {
       }
     }, LEVEL_POLL_MS);
   }
+}
+
+function connectionNote() {
+  return h("p", { class: "banner banner-alert", role: "status", hidden: true });
 }
 
 function sleep(ms) {

@@ -9,7 +9,8 @@ export function requestText(name, request) {
 export class RequestsPanel {
   /**
    * `session` gives: `call`, `requesterName(request)`, `isResolved(requestId)`,
-   * `answer(request, "accept" | "reject")` (a promise), `isAnswering(requestId)`.
+   * `answer(request, "accept" | "reject")` (a promise), `isAnswering(requestId)`, and
+   * `offline` (no answer can reach the server now).
    */
   constructor(session) {
     this.session = session;
@@ -81,8 +82,8 @@ export class RequestsPanel {
     item.__request = request;
     const { text, accept, reject } = item.__parts;
     setText(text, requestText(this.session.requesterName(request), request));
-    const answering = this.session.isAnswering(request.id);
-    accept.disabled = answering;
-    reject.disabled = answering;
+    const unavailable = this.session.offline || this.session.isAnswering(request.id);
+    accept.disabled = unavailable;
+    reject.disabled = unavailable;
   }
 }
