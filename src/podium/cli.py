@@ -93,8 +93,9 @@ def token(
     ttl: Annotated[
         int | None,
         typer.Option(
-            help="Lifetime in seconds (default: 1 day for users, 1 hour with --server; "
-            "at most PODIUM_LIMIT_TOKEN_TTL_S, 30 days unless set).",
+            help="Lifetime in seconds (default: 1 day for users, 1 hour with --server, "
+            "or less if PODIUM_LIMIT_TOKEN_TTL_S is; at most PODIUM_LIMIT_TOKEN_TTL_S, "
+            "30 days unless set).",
             min=1,
         ),
     ] = None,
@@ -123,7 +124,8 @@ def token(
         err.print("[red]give a USER, or --server (not both)[/red]")
         raise typer.Exit(2)
     longest = settings.limits.token_ttl_s
-    lifetime = ttl or (DEFAULT_SERVER_TTL_S if server else DEFAULT_USER_TTL_S)
+    # Without --ttl the default shrinks to the configured maximum rather than failing.
+    lifetime = ttl or min(longest, DEFAULT_SERVER_TTL_S if server else DEFAULT_USER_TTL_S)
     if lifetime > longest:
         err.print(
             f"[red]--ttl {lifetime} is longer than the {longest} s allowed "

@@ -15,9 +15,13 @@ from podium.config import LOOPBACK_HOSTS
 
 
 def host_name(header: str) -> str:
-    """The name in a `Host` header, without its port (`[::1]:8000` → `::1`)."""
+    """The name in a `Host` header, without its port (`[::1]:8000` → `::1`).
+
+    A header that is not `name` or `name:port` (e.g. `[::1].evil.example`) is returned whole.
+    """
     if header.startswith("["):
-        return header[1:].split("]", 1)[0]
+        name, _, rest = header[1:].partition("]")
+        return name if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else header
     name, _, port = header.rpartition(":")
     return name if name and port.isdigit() else header
 
