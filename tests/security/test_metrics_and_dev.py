@@ -9,7 +9,8 @@ Against real `podium serve` processes:
   nor its type by default (the SFU gauges are totals); with
   `PODIUM_METRICS_CALL_LABELS=1` the gauges carry its `call_cid`.
 - `PODIUM_METRICS_PORT` serves the same text without a token, listening on
-  127.0.0.1 only (read from `/proc/net/tcp*`; no other address is contacted).
+  127.0.0.1 only (read from `/proc/net/tcp*`; no other address is contacted),
+  and only to requests whose `Host` is a loopback name.
 - `--dev` answers the dev token endpoint, and everything else, only for a
   loopback `Host` (127.0.0.1, localhost, [::1], any port); other names, names that
   merely start with a loopback one, and malformed ones get 403
@@ -186,6 +187,11 @@ async def test_the_metrics_port_serves_without_a_token_on_127_0_0_1_only(
             assert "# TYPE podium_ws_connections gauge" in response.text
             other = await scraper.get("/v1/calls")
             assert other.status_code == 404
+            # DNS rebinding from a page in this machine's browser names another host.
+            for host in ("evil.example", f"127.0.0.1.evil.example:{metrics_port}"):
+                rebound = await scraper.get("/metrics", headers={"Host": host})
+                assert rebound.status_code == 403, (host, rebound.text)
+                assert "podium_" not in rebound.text
         async with http_client(server.url) as http:
             # The API port keeps asking for a token.
             assert (await http.get("/metrics")).status_code == 401

@@ -2,8 +2,9 @@
 
 Prometheus scrapers rarely hold short-lived tokens, so `--metrics-port`
 serves the same text on 127.0.0.1 (a scraper elsewhere needs a tunnel or a
-local agent). It runs on the server's event loop, so reading the figures never
-races the code that changes them.
+local agent). Requests must name a loopback `Host`, so a web page on this
+machine cannot read it through DNS rebinding. It runs on the server's event
+loop, so reading the figures never races the code that changes them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import contextlib
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from podium.api.hosts import host_name
+from podium.config import LOOPBACK_HOSTS
 from podium.services import metrics
 
 #: A request's line and headers; scrapers send a few hundred bytes.
@@ -24,9 +27,13 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
     try:
         async with asyncio.timeout(READ_TIMEOUT_S):
             head = await reader.readuntil(b"\r\n\r\n")
-        method, _, rest = head.partition(b" ")
-        path = rest.split(b" ", 1)[0].split(b"?", 1)[0]
-        if method == b"GET" and path == b"/metrics":
+        line, *fields = head.decode("latin-1").split("\r\n")
+        method, _, rest = line.partition(" ")
+        path = rest.split(" ", 1)[0].split("?", 1)[0]
+        hosts = [v.strip() for k, _, v in (f.partition(":") for f in fields) if k.lower() == "host"]
+        if len(hosts) != 1 or host_name(hosts[0]).lower() not in LOOPBACK_HOSTS:
+            status, kind, body = b"403 Forbidden", "text/plain", b"Host must be 127.0.0.1\n"
+        elif method == "GET" and path == "/metrics":
             status, kind = b"200 OK", CONTENT_TYPE_LATEST
             body = generate_latest(metrics.REGISTRY)
         else:
