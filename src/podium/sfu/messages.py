@@ -277,12 +277,16 @@ class _Fields:
 
 
 _CANDIDATE_NUMBERS: Final = frozenset({"rport", "generation", "network-id", "network-cost"})
+#: RFC 8839: foundation = 1*32ice-char, ice-char = ALPHA / DIGIT / "+" / "/".
+_FOUNDATION: Final = re.compile(r"[A-Za-z0-9+/]{1,32}")
 
 
 def _is_candidate_line(line: str) -> bool:
     """Whether `line` has the shape of an ICE candidate attribute (numbers where numbers go)."""
     bits = line.removeprefix("candidate:").split()
     if len(bits) < 8 or bits[6] != "typ" or len(bits) % 2:
+        return False
+    if not _FOUNDATION.fullmatch(bits[0]):
         return False
     component, priority, port = bits[1], bits[3], bits[5]
     if not (component.isdigit() and priority.isdigit() and port.isdigit()):

@@ -33,6 +33,7 @@ from sqlalchemy.types import TypeDecorator
 from podium.bus.events import Audience, CallEvent
 from podium.core.call_types import CallType
 from podium.core.capabilities import Capabilities, Capability, sorted_names
+from podium.core.json_values import MAX_DEPTH, sanitized
 from podium.core.policy import CallPhase
 from podium.core.requests import PermissionRequest, RequestState
 from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
@@ -262,5 +263,12 @@ def request_from_row(row: Row[Any]) -> PermissionRequest:
     return PermissionRequest(**converted)
 
 
+#: A logged payload holds a call's `custom` two levels down (`{"call": {"custom": …}}`),
+#: so repairing it at this depth leaves a valid `custom` whole.
+PAYLOAD_DEPTH = MAX_DEPTH + 2
+
+
 def event_from_row(row: Row[Any]) -> CallEvent:
-    return CallEvent(**_columns(row, audience=Audience.from_dict(row.audience)))
+    """A logged event; a payload an older version stored unsafely is repaired, so it can be sent."""
+    payload = sanitized(row.payload, PAYLOAD_DEPTH)
+    return CallEvent(**_columns(row, payload=payload, audience=Audience.from_dict(row.audience)))
