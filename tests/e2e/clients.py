@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed
 
 from podium.sfu import adapter
 from tests.server import ServerProcess
-from tests.sfu.test_call import bounded
+from tests.sfu.test_call import Tone, bounded, receive_tone
 
 WAIT_S = 10.0
 
@@ -243,6 +243,28 @@ class MediaClient:
         self._pump.cancel()
         await asyncio.gather(self._pump, return_exceptions=True)
         await bounded(self.pc.close())
+
+
+async def publishing(ws: Watcher, cid: str, held: list[MediaClient]) -> MediaClient:
+    """A media session on `ws` publishing a `Tone` as its microphone (added to `held` to close)."""
+    client = MediaClient(ws, cid)
+    held.append(client)
+    client.pc.addTransceiver(Tone(), direction="sendonly")
+    await client.connect()
+    await client.send({"type": "sfu.publish", "source": "microphone"})
+    await client.expect("sfu.publish_ok")
+    return client
+
+
+async def hearing_everyone(ws: Watcher, cid: str, held: list[MediaClient]) -> MediaClient:
+    """A receive-only media session on `ws` subscribed to everyone, once it hears a tone."""
+    client = MediaClient(ws, cid)
+    held.append(client)
+    client.pc.addTransceiver("audio", direction="recvonly")
+    await client.connect()
+    await client.send({"type": "sfu.subscribe", "user_ids": "all"})
+    await receive_tone(await bounded(client.tracks.get()))
+    return client
 
 
 async def inbound_packets(pc: Any) -> int:

@@ -21,9 +21,15 @@ from pathlib import Path
 import pytest
 
 from podium.services.ice import turn_credentials
-from tests.e2e.clients import Api, MediaClient, Watcher, inbound_packets
+from tests.e2e.clients import (
+    Api,
+    MediaClient,
+    Watcher,
+    hearing_everyone,
+    inbound_packets,
+    publishing,
+)
 from tests.server import ServerProcess
-from tests.sfu.test_call import Tone, bounded, receive_tone
 
 HOST, SPEAKER = "hana", "sami"
 
@@ -69,18 +75,8 @@ async def test_role_change_stops_the_source_and_idle_calls_are_dropped(
         )
         sockets += [host_ws, speaker_ws]
 
-        publisher = MediaClient(speaker_ws, cid)
-        clients.append(publisher)
-        publisher.pc.addTransceiver(Tone(), direction="sendonly")
-        await publisher.connect()
-        await publisher.send({"type": "sfu.publish", "source": "microphone"})
-        await publisher.expect("sfu.publish_ok")
-        subscriber = MediaClient(host_ws, cid)
-        clients.append(subscriber)
-        subscriber.pc.addTransceiver("audio", direction="recvonly")
-        await subscriber.connect()
-        await subscriber.send({"type": "sfu.subscribe", "user_ids": "all"})
-        await receive_tone(await bounded(subscriber.tracks.get()))
+        publisher = await publishing(speaker_ws, cid, clients)
+        subscriber = await hearing_everyone(host_ws, cid, clients)
 
         flowing = await scrape(host)
         assert metric(flowing, "podium_sfu_packets_forwarded_total") > 0
@@ -194,12 +190,7 @@ async def test_another_connection_of_the_user_takes_the_media_session_over(
             await Watcher(media_server, HOST).open(),
         )
         sockets += [first, second]
-        owner = MediaClient(first, cid)
-        clients.append(owner)
-        owner.pc.addTransceiver(Tone(), direction="sendonly")
-        await owner.connect()
-        await owner.send({"type": "sfu.publish", "source": "microphone"})
-        await owner.expect("sfu.publish_ok")
+        owner = await publishing(first, cid, clients)
         assert not [f for f in second.frames if str(f["type"]).startswith("sfu.")]
 
         # The other tab may not act on the session, only take it over with an offer.

@@ -24,9 +24,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.clients import Api, Frame, MediaClient, Watcher, inbound_packets
+from tests.e2e.clients import (
+    Api,
+    Frame,
+    MediaClient,
+    Watcher,
+    hearing_everyone,
+    inbound_packets,
+    publishing,
+)
 from tests.server import ServerProcess
-from tests.sfu.test_call import Tone, bounded, receive_tone
 
 HOST, SPEAKER, LISTENER = "hana", "bea", "lou"
 #: How long the test listens for frames or packets that must not come.
@@ -63,18 +70,8 @@ async def test_a_blocked_member_can_request_nothing_be_granted_nothing_and_see_n
         for ws in sockets:
             assert (await ws.watch(cid))["type"] == "watch.ok"
 
-        publisher = MediaClient(speaker_ws, cid)
-        clients.append(publisher)
-        publisher.pc.addTransceiver(Tone(), direction="sendonly")
-        await publisher.connect()
-        await publisher.send({"type": "sfu.publish", "source": "microphone"})
-        await publisher.expect("sfu.publish_ok")
-        subscriber = MediaClient(host_ws, cid)
-        clients.append(subscriber)
-        subscriber.pc.addTransceiver("audio", direction="recvonly")
-        await subscriber.connect()
-        await subscriber.send({"type": "sfu.subscribe", "user_ids": "all"})
-        await receive_tone(await bounded(subscriber.tracks.get()))
+        publisher = await publishing(speaker_ws, cid, clients)
+        subscriber = await hearing_everyone(host_ws, cid, clients)
         filed = (
             await speaker.call(
                 "POST", f"{path}/permission-requests", {"permissions": ["send-video"]}, 201

@@ -21,9 +21,16 @@ from pathlib import Path
 import pytest
 
 from tests.backing_services import PrivateRedis
-from tests.e2e.clients import Api, Frame, MediaClient, Watcher, inbound_packets
+from tests.e2e.clients import (
+    Api,
+    Frame,
+    MediaClient,
+    Watcher,
+    hearing_everyone,
+    inbound_packets,
+    publishing,
+)
 from tests.server import ServerProcess
-from tests.sfu.test_call import Tone, bounded, receive_tone
 
 HOST, SPEAKER = "hana", "sami"
 #: The issue's bound: a revoke made during a bus outage stops forwarding within this.
@@ -89,18 +96,8 @@ async def test_a_revoke_and_a_mute_during_a_redis_outage_are_enforced_on_every_n
         for ws in sockets:
             assert (await ws.watch(cid))["type"] == "watch.ok"
 
-        publisher = MediaClient(speaker_ws, cid)
-        clients.append(publisher)
-        publisher.pc.addTransceiver(Tone(), direction="sendonly")
-        await publisher.connect()
-        await publisher.send({"type": "sfu.publish", "source": "microphone"})
-        await publisher.expect("sfu.publish_ok")
-        listener = MediaClient(listener_ws, cid)
-        clients.append(listener)
-        listener.pc.addTransceiver("audio", direction="recvonly")
-        await listener.connect()
-        await listener.send({"type": "sfu.subscribe", "user_ids": "all"})
-        await receive_tone(await bounded(listener.tracks.get()))
+        publisher = await publishing(speaker_ws, cid, clients)
+        listener = await hearing_everyone(listener_ws, cid, clients)
 
         redis.stop()
 
@@ -177,12 +174,7 @@ async def test_a_block_and_an_end_during_a_redis_outage_reach_the_other_node(
             ws = await Watcher(node_b, user).open()
             sockets.append(ws)
             assert (await ws.watch(cid))["type"] == "watch.ok"
-            client = MediaClient(ws, cid)
-            clients.append(client)
-            client.pc.addTransceiver(Tone(), direction="sendonly")
-            await client.connect()
-            await client.send({"type": "sfu.publish", "source": "microphone"})
-            await client.expect("sfu.publish_ok")
+            client = await publishing(ws, cid, clients)
         speaker_ws, other_ws = sockets
 
         redis.stop()
