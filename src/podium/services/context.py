@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum, auto
 from typing import Any
 
 from podium.bus.base import EventBus
@@ -44,6 +45,12 @@ class Runtime:
     limits: Limits = field(default_factory=Limits)
 
 
+class _Unread(Enum):
+    """A `member` argument not given: the member record is read from the store."""
+
+    MEMBER = auto()
+
+
 @dataclass
 class CallContext:
     """A call and its type, as read inside one transaction."""
@@ -55,24 +62,39 @@ class CallContext:
     def cid(self) -> str:
         return self.call.cid
 
-    async def capabilities(self, tx: Transaction, identity: Identity) -> Capabilities:
-        if identity.server:
-            return ALL_CAPABILITIES
-        member = await tx.get_member(self.cid, identity.user_id)
-        return await self.member_capabilities(tx, identity, member)
-
-    async def member_capabilities(
-        self, tx: Transaction, identity: Identity, member: MemberRecord | None
+    async def capabilities(
+        self,
+        tx: Transaction,
+        identity: Identity,
+        *,
+        member: MemberRecord | _Unread | None = _Unread.MEMBER,
     ) -> Capabilities:
-        """As `capabilities`, for a caller that has already read the member."""
+        """What the caller holds: everything for a server token, else `user_capabilities`."""
         if identity.server:
             return ALL_CAPABILITIES
-        blocked = await tx.get_block(self.cid, identity.user_id) is not None
+        return await self.user_capabilities(tx, identity.user_id, identity.role, member=member)
+
+    async def user_capabilities(
+        self,
+        tx: Transaction,
+        user_id: str,
+        token_role: str | None = None,
+        *,
+        member: MemberRecord | _Unread | None = _Unread.MEMBER,
+    ) -> Capabilities:
+        """The capability formula of the services, in one place: what `user_id` holds now.
+
+        `member` is the record to judge by when the caller has it (read already,
+        or as it was before a change); by default it is read from the store.
+        """
+        if member is _Unread.MEMBER:
+            member = await tx.get_member(self.cid, user_id)
+        blocked = await tx.get_block(self.cid, user_id) is not None
         return own_capabilities(
             self.call_type,
             self.call.phase,
             member.permissions if member else None,
-            identity.role,
+            token_role,
             blocked=blocked,
         )
 
@@ -101,20 +123,6 @@ class CallContext:
             members={m.user_id: m.permissions for m in members},
             blocked=frozenset(b.user_id for b in blocks),
         )
-
-
-async def user_capabilities(
-    tx: Transaction, ctx: CallContext, user_id: str, token_role: str | None = None
-) -> Capabilities:
-    member = await tx.get_member(ctx.cid, user_id)
-    blocked = await tx.get_block(ctx.cid, user_id) is not None
-    return own_capabilities(
-        ctx.call_type,
-        ctx.call.phase,
-        member.permissions if member else None,
-        token_role,
-        blocked=blocked,
-    )
 
 
 async def load_call(tx: Transaction, cid: str) -> CallContext:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from podium.bus.events import Audience
 from podium.core.capabilities import Capabilities, Capability, sorted_names
-from podium.core.policy import own_capabilities
 from podium.core.requests import (
     PermissionRequest,
     RequestState,
@@ -29,18 +28,6 @@ BLOCKED = "blocked"
 UNBLOCKED = "unblocked"
 
 
-async def capabilities_for(
-    changes: Changes, ctx: CallContext, user_id: str, member: MemberRecord | None
-) -> Capabilities:
-    blocked = await changes.tx.get_block(ctx.cid, user_id) is not None
-    return own_capabilities(
-        ctx.call_type,
-        ctx.call.phase,
-        member.permissions if member else None,
-        blocked=blocked,
-    )
-
-
 async def after_capability_change(
     changes: Changes,
     ctx: CallContext,
@@ -51,16 +38,8 @@ async def after_capability_change(
     by: str,
 ) -> None:
     """Tell the user if their capabilities changed, and accept what is now held."""
-    blocked = await changes.tx.get_block(ctx.cid, user_id) is not None
-    old, new = (
-        own_capabilities(
-            ctx.call_type,
-            ctx.call.phase,
-            member.permissions if member else None,
-            blocked=blocked,
-        )
-        for member in (before, after)
-    )
+    tx = changes.tx
+    old, new = [await ctx.user_capabilities(tx, user_id, member=m) for m in (before, after)]
     if old == new:
         return
     await settle_satisfied(changes, ctx, user_id, new, by=by)

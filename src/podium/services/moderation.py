@@ -14,7 +14,6 @@ from podium.services.context import Runtime, load_call, writing
 from podium.services.grants import (
     BLOCKED,
     UNBLOCKED,
-    capabilities_for,
     end_pending_requests,
     notify_capabilities,
 )
@@ -91,5 +90,5 @@ class ModerationService:
                 refresh=True,
             )
             member = await tx.get_member(cid, user_id)
-            caps = await capabilities_for(changes, ctx, user_id, member)
+            caps = await ctx.user_capabilities(tx, user_id, member=member)
             notify_capabilities(changes, user_id, caps, reason=UNBLOCKED)

@@ -31,7 +31,6 @@ from podium.services.context import (
     Changes,
     Runtime,
     load_call,
-    user_capabilities,
     writing,
 )
 from podium.services.grants import (
@@ -67,7 +66,7 @@ class PermissionsService:
                     "you are blocked in this call", {"reason": "blocked", "call_cid": cid}
                 )
             member = await tx.get_member(cid, identity.user_id)
-            held = await ctx.member_capabilities(tx, identity, member)
+            held = await ctx.capabilities(tx, identity, member=member)
             may_request = (
                 member is not None or await tx.get_participant(cid, identity.user_id) is not None
             )
@@ -186,7 +185,7 @@ class PermissionsService:
             await self._change_member(
                 changes, ctx, user_id, grant=grant, revoke=revoke, by=identity.user_id
             )
-            return sorted_names(await user_capabilities(tx, ctx, user_id))
+            return sorted_names(await ctx.user_capabilities(tx, user_id))
 
     async def expire_overdue(self) -> int:
         """Expire every pending request whose time is up; returns how many.
