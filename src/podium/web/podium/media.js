@@ -1,0 +1,293 @@
+// Publishing and receiving media: one call's RTCPeerConnection with Podium's SFU.
+
+import { PodiumError } from "./errors.js";
+import { deferred, within } from "./waiting.js";
+
+/** Each source a participant publishes and its track kind, in the m-line order the SFU reads. */
+export const SOURCES = Object.freeze({ microphone: "audio", camera: "video", screen: "video" });
+
+/** The capability each source needs. */
+export const SOURCE_CAPABILITY = Object.freeze({
+  microphone: "send-audio",
+  camera: "send-video",
+  screen: "screenshare",
+});
+
+// A `sfu.stop_source` with one of these reasons means the server ended the whole media session.
+// Not `left`: the server sends it for every way a session ends and then says which
+// (`sfu.error` `replaced`, the participant leaving), so that reason is not lost.
+const SESSION_ENDING = new Set(["blocked", "call_ended"]);
+
+/** The SFU refused to take a source: the capability is missing. */
+export class PublishDeniedError extends PodiumError {
+  constructor(source, capability, reason) {
+    super(`publishing ${source} needs ${capability} (${reason})`, {
+      code: "publish_denied",
+      details: { source, capability, reason },
+    });
+    this.name = "PublishDeniedError";
+    this.source = source;
+    this.capability = capability;
+    this.reason = reason;
+  }
+}
+
+export function checkSource(source) {
+  if (!Object.hasOwn(SOURCES, source)) {
+    throw new TypeError(`source must be one of ${Object.keys(SOURCES).join(", ")}, got ${source}`);
+  }
+  return source;
+}
+
+
+/**
+ * One call's RTCPeerConnection with the SFU. The client offers three sendrecv
+ * m-lines (audio, video, video: microphone, camera, screen), which the SFU
+ * also uses to send remote tracks back; further remote tracks arrive in the
+ * server's offers, which the session answers. Publishing puts the track on
+ * its m-line with `replaceTrack`, without renegotiating.
+ */
+export class MediaSession {
+  constructor(call, { subscribe }) {
+    this.call = call;
+    this.closed = false;
+    this.published = {};
+    this.remoteTracks = new Map();
+    this.selection = subscribe;
+    const iceServers = call.mediaInfo?.ice_servers ?? [];
+    this.pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
+    this.transceivers = {};
+    for (const [source, kind] of Object.entries(SOURCES)) {
+      this.transceivers[source] = this.pc.addTransceiver(kind, { direction: "sendrecv" });
+    }
+    this._trackList = [];
+    this._inbox = Promise.resolve();
+    this._started = null;
+    this._offerSent = false;
+    this._pendingCandidates = [];
+    this._answered = deferred();
+    this._connected = deferred();
+    this._publishing = { microphone: [], camera: [], screen: [] };
+    this._locks = { microphone: Promise.resolve(), camera: Promise.resolve(), screen: Promise.resolve() };
+    this.pc.onicecandidate = (event) => this.#sendCandidate(event.candidate);
+    this.pc.onconnectionstatechange = () => this.#onConnectionState();
+    this.pc.ontrack = () => this.#reconcile();
+  }
+
+  start() {
+    if (!this._started) this._started = this.#start();
+    return this._started;
+  }
+
+  async publish(source, track) {
+    await this.start();
+    return this.#serially(source, async () => {
+      this.#checkOpen();
+      const accepted = deferred();
+      this._publishing[source].push(accepted);
+      this.#send({ type: "sfu.publish", source });
+      await within(accepted.promise, this.call.client.timeoutMs, `sfu.publish_ok for ${source}`);
+      this.#checkOpen();
+      await this.transceivers[source].sender.replaceTrack(track);
+      this.published[source] = track;
+      track.addEventListener("ended", () => this.#endedByItself(source, track), { once: true });
+    });
+  }
+
+  unpublish(source) {
+    return this.#serially(source, async () => {
+      const track = this.published[source];
+      delete this.published[source];
+      if (!this.closed) {
+        await this.transceivers[source].sender.replaceTrack(null);
+        if (track && this._started) this.#send({ type: "sfu.unpublish", source });
+      }
+    });
+  }
+
+  async subscribe(selection) {
+    this.selection = selection;
+    if (this._offerSent && !this.closed) this.#send({ type: "sfu.subscribe", user_ids: selection });
+  }
+
+  async close(reason = "left", { tellServer = true } = {}) {
+    if (this.closed) return;
+    if (tellServer && this._offerSent && this.call.client.connected) this.#send({ type: "sfu.leave" });
+    for (const source of Object.keys(this.published)) this.#stopSource(source, reason);
+    this.closed = true;
+    this.fail(new PodiumError(`the media session of ${this.call.cid} closed (${reason})`, { code: "media_closed" }));
+    this._trackList = [];
+    this.#reconcile();
+    this.pc.close();
+    this.call._emit({ type: "media.closed", call_cid: this.call.cid, reason });
+  }
+
+  /** Fail everything waiting on the server (a refused frame, or the session closing). */
+  fail(error) {
+    this._answered.reject(error);
+    this._connected.reject(error);
+    for (const waiting of Object.values(this._publishing)) {
+      for (const waiter of waiting.splice(0)) waiter.reject(error);
+    }
+  }
+
+  handle(frame) {
+    if (this.closed) return;
+    const { type, source } = frame;
+    if (type === "sfu.offer" || type === "sfu.answer" || type === "sfu.candidate" || type === "sfu.tracks") {
+      // In order: a track's mid exists only once the offer that adds it is applied.
+      this._inbox = this._inbox.then(() => this.#negotiate(frame)).catch((error) => {
+        console.error(`podium.js: media negotiation of ${this.call.cid} failed`, error);
+        this.close("connection_failed");
+      });
+    } else if (type === "sfu.publish_ok") {
+      this._publishing[source]?.shift()?.resolve();
+    } else if (type === "sfu.publish_denied") {
+      this._publishing[source]?.shift()?.reject(new PublishDeniedError(source, frame.capability, frame.reason));
+    } else if (type === "sfu.stop_source") {
+      this.#stopSource(source, frame.reason);
+      if (SESSION_ENDING.has(frame.reason)) this.close(frame.reason, { tellServer: false });
+    } else if (type === "sfu.source_resumed") {
+      this.call._emit({ type: "media.source_resumed", call_cid: this.call.cid, source });
+    } else if (type === "sfu.error") {
+      if (frame.code === "offer_required") {
+        this.close("lost", { tellServer: false });
+      } else if (frame.code === "replaced") {
+        // Another tab or connection of this user offered: the session is theirs now.
+        this.close("replaced", { tellServer: false });
+      } else {
+        this.fail(new PodiumError(`sfu.error ${frame.code}: ${frame.message}`, { code: frame.code }));
+      }
+    }
+  }
+
+  async audioLevels() {
+    const levels = new Map();
+    const report = await this.pc.getStats();
+    const byMid = new Map(this._trackList.filter((t) => t.source === "microphone").map((t) => [t.mid, t.user_id]));
+    report.forEach((stats) => {
+      if (stats.type === "inbound-rtp" && stats.kind === "audio" && byMid.has(stats.mid)) {
+        levels.set(byMid.get(stats.mid), stats.audioLevel ?? 0);
+      } else if (stats.type === "media-source" && stats.kind === "audio" && this.published.microphone) {
+        if (stats.trackIdentifier === this.published.microphone.id) {
+          levels.set(this.call.client.userId, stats.audioLevel ?? 0);
+        }
+      }
+    });
+    return levels;
+  }
+
+  async #start() {
+    try {
+      await this.pc.setLocalDescription();
+      this.#send({ type: "sfu.offer", sdp: this.pc.localDescription.sdp });
+      this._offerSent = true;
+      this._pendingCandidates.splice(0).forEach((c) => this.#sendCandidate(c));
+      const timeout = this.call.client.timeoutMs;
+      await within(this._answered.promise, timeout, "the SFU's sfu.answer");
+      this.#send({ type: "sfu.subscribe", user_ids: this.selection });
+      await within(this._connected.promise, timeout, "a media connection");
+    } catch (error) {
+      await this.close("connection_failed");
+      throw error;
+    }
+  }
+
+  async #negotiate(frame) {
+    if (frame.type === "sfu.tracks") {
+      this._trackList = Array.isArray(frame.tracks) ? frame.tracks : [];
+    } else if (frame.type === "sfu.answer") {
+      await this.pc.setRemoteDescription({ type: "answer", sdp: frame.sdp });
+      this._answered.resolve();
+    } else if (frame.type === "sfu.offer") {
+      await this.pc.setRemoteDescription({ type: "offer", sdp: frame.sdp });
+      await this.pc.setLocalDescription();
+      this.#send({ type: "sfu.answer", sdp: this.pc.localDescription.sdp });
+    } else if (frame.type === "sfu.candidate" && frame.candidate) {
+      await this.pc.addIceCandidate({
+        candidate: frame.candidate,
+        sdpMid: frame.sdp_mid,
+        sdpMLineIndex: frame.sdp_mline_index,
+      });
+    }
+    this.#reconcile();
+  }
+
+  /** Map the announced tracks to receivers by mid; emit what was removed, then what was added. */
+  #reconcile() {
+    const byMid = new Map(this.pc.getTransceivers().filter((t) => t.mid !== null).map((t) => [t.mid, t]));
+    const current = new Map();
+    for (const entry of this._trackList) {
+      const transceiver = byMid.get(entry.mid);
+      if (!transceiver || this.closed) continue;
+      const key = `${entry.user_id}/${entry.source}`;
+      current.set(key, { userId: entry.user_id, source: entry.source, track: transceiver.receiver.track, mid: entry.mid });
+    }
+    const previous = this.remoteTracks;
+    this.remoteTracks = current;
+    for (const [key, entry] of previous) {
+      if (current.get(key)?.track !== entry.track) this.#emitTrack("media.track_removed", entry);
+    }
+    for (const [key, entry] of current) {
+      if (previous.get(key)?.track !== entry.track) this.#emitTrack("media.track_added", entry);
+    }
+  }
+
+  #emitTrack(type, entry) {
+    this.call._emit({ type, call_cid: this.call.cid, ...entry });
+  }
+
+  /** The server stopped `source` (forwarding already has): stop sending and stop the track. */
+  #stopSource(source, reason) {
+    const track = this.published[source];
+    delete this.published[source];
+    if (!this.closed) this.transceivers[source]?.sender.replaceTrack(null).catch(() => {});
+    if (track) track.stop();
+    this.call._emit({ type: "media.source_stopped", call_cid: this.call.cid, source, reason, track: track ?? null });
+  }
+
+  #endedByItself(source, track) {
+    if (this.published[source] !== track) return;
+    this.unpublish(source).catch(() => {});
+    this.call._emit({ type: "media.source_stopped", call_cid: this.call.cid, source, reason: "ended", track });
+  }
+
+  #sendCandidate(candidate) {
+    if (this.closed) return;
+    if (!this._offerSent) {
+      this._pendingCandidates.push(candidate);
+      return;
+    }
+    if (!candidate || !candidate.candidate) {
+      this.#send({ type: "sfu.candidate", candidate: "" });
+      return;
+    }
+    if (this.call.client.loopbackOnly && candidate.address !== "127.0.0.1") return;
+    this.#send({
+      type: "sfu.candidate",
+      candidate: candidate.candidate,
+      sdp_mid: candidate.sdpMid,
+      sdp_mline_index: candidate.sdpMLineIndex,
+    });
+  }
+
+  #onConnectionState() {
+    const state = this.pc.connectionState;
+    if (state === "connected") this._connected.resolve();
+    if (state === "failed" && !this.closed) this.close("connection_failed");
+  }
+
+  #serially(source, work) {
+    const run = this._locks[source].then(work);
+    this._locks[source] = run.catch(() => {});
+    return run;
+  }
+
+  #checkOpen() {
+    if (this.closed) throw new PodiumError(`the media session of ${this.call.cid} is closed`, { code: "media_closed" });
+  }
+
+  #send(frame) {
+    this.call.client.send({ ...frame, call_cid: this.call.cid }).catch((error) => this.fail(error));
+  }
+}
