@@ -16,9 +16,9 @@ const ICON = { microphone: ["mic", "micOff"], camera: ["camera", "cameraOff"], s
 
 export class Controls {
   /**
-   * `session` gives: `call`, `media` (LocalMedia), `toggle(source)`, `request(capability)`,
-   * `isRequesting(capability)`, `cooldownLeft(capability)` (seconds), `canUseMedia()`,
-   * `offline`, `leave()`.
+   * `session` gives: `call`, `media` (LocalMedia), `toggle(source)`, `moderation`
+   * (`request(capability)`, `isRequesting(capability)`, `cooldownLeft(capability)` in seconds),
+   * `canUseMedia()`, `offline`, `leave()`.
    */
   constructor(session) {
     this.session = session;
@@ -56,7 +56,7 @@ export class Controls {
         type: "button",
         class: "btn control-btn request",
         hidden: true,
-        onclick: () => this.session.request(spec.capability),
+        onclick: () => this.session.moderation.request(spec.capability),
       },
       icon("hand"),
       h("span", {}, REQUEST_LABEL[spec.capability]),
@@ -79,12 +79,12 @@ export class Controls {
   }
 
   renderGroup({ spec, element, toggle, toggleIcon, request, status, note }) {
-    const { call, media } = this.session;
+    const { call, media, moderation } = this.session;
     const permission = call.permission(spec.capability);
     const held = permission.hasPermission;
     const awaiting = !held && permission.isAwaitingPermission;
     const requestable = !held && !awaiting && permission.canRequestPermission;
-    const cooldown = requestable ? this.session.cooldownLeft(spec.capability) : 0;
+    const cooldown = requestable ? moderation.cooldownLeft(spec.capability) : 0;
     const on = media.isOn(spec.source);
     const busy = media.isBusy(spec.source);
 
@@ -104,7 +104,7 @@ export class Controls {
     }
 
     request.disabled =
-      awaiting || cooldown > 0 || this.session.isRequesting(spec.capability) || this.session.offline;
+      awaiting || cooldown > 0 || moderation.isRequesting(spec.capability) || this.session.offline;
     request.classList.toggle("is-awaiting", awaiting);
 
     const [allowed, notAllowed] = STATUS[spec.capability];

@@ -8,8 +8,8 @@ export function requestText(name, request) {
 
 export class RequestsPanel {
   /**
-   * `session` gives: `call`, `requesterName(request)`, `isResolved(requestId)`,
-   * `answer(request, "accept" | "reject")` (a promise), `isAnswering(requestId)`, and
+   * `session` gives: `call`, `moderation` (`requesterName(request)`, `isResolved(requestId)`,
+   * `answer(request, "accept" | "reject")` (a promise), `isAnswering(requestId)`), and
    * `offline` (no answer can reach the server now).
    */
   constructor(session) {
@@ -52,7 +52,7 @@ export class RequestsPanel {
   pending(state) {
     const now = Date.now();
     return Object.values(state.pendingRequests || {})
-      .filter((r) => (r.state || "pending") === "pending" && !this.session.isResolved(r.id))
+      .filter((r) => (r.state || "pending") === "pending" && !this.session.moderation.isResolved(r.id))
       .filter((r) => !r.expires_at || Date.parse(r.expires_at) > now)
       .sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at) || (a.id < b.id ? -1 : 1));
   }
@@ -62,8 +62,8 @@ export class RequestsPanel {
     const text = h("p", { class: "request-text", id: textId });
     const accept = h("button", { type: "button", class: "btn btn-small btn-primary" }, "Accept");
     const reject = h("button", { type: "button", class: "btn btn-small btn-secondary" }, "Reject");
-    accept.addEventListener("click", () => this.session.answer(item.__request, "accept"));
-    reject.addEventListener("click", () => this.session.answer(item.__request, "reject"));
+    accept.addEventListener("click", () => this.session.moderation.answer(item.__request, "accept"));
+    reject.addEventListener("click", () => this.session.moderation.answer(item.__request, "reject"));
     const item = h(
       "li",
       { class: "request", "data-request-id": request.id },
@@ -81,8 +81,9 @@ export class RequestsPanel {
   updateItem(item, request) {
     item.__request = request;
     const { text, accept, reject } = item.__parts;
-    setText(text, requestText(this.session.requesterName(request), request));
-    const unavailable = this.session.offline || this.session.isAnswering(request.id);
+    const { moderation, offline } = this.session;
+    setText(text, requestText(moderation.requesterName(request), request));
+    const unavailable = offline || moderation.isAnswering(request.id);
     accept.disabled = unavailable;
     reject.disabled = unavailable;
   }

@@ -13,8 +13,8 @@ const REVOKES = [
 
 export class Stage {
   /**
-   * `session` gives: `call`, `userId`, `names`, `media` (LocalMedia), and the actions
-   * `revoke(userId, capability)` and `mute(userId)` (promises).
+   * `session` gives: `call`, `userId`, `names`, `media` (LocalMedia), and `moderation` with
+   * the actions `revoke(userId, capability)` and `mute(userId)` (promises).
    */
   constructor(session) {
     this.session = session;
@@ -71,13 +71,15 @@ export class Stage {
     };
     for (const { capability, label } of REVOKES) {
       const button = h("button", { type: "button", class: "btn btn-small btn-ghost" }, label);
-      button.addEventListener("click", () => this.act(button, () => this.session.revoke(userId, capability)));
+      button.addEventListener("click", () =>
+        this.act(button, () => this.session.moderation.revoke(userId, capability)),
+      );
       parts.revokeButtons.push(button);
       parts.actions.append(button);
     }
     parts.muteButton = h("button", { type: "button", class: "btn btn-small btn-ghost" }, "Mute");
     parts.muteButton.addEventListener("click", () =>
-      this.act(parts.muteButton, () => this.session.mute(userId)),
+      this.act(parts.muteButton, () => this.session.moderation.mute(userId)),
     );
     parts.actions.append(parts.muteButton);
 
