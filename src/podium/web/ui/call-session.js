@@ -44,6 +44,7 @@ export class CallSession {
     }
   }
 
+  /** Show the waiting screen; onState and call.live_started join once the call goes live. */
   wait() {
     this.mode = "waiting";
     this.view.showWaiting();
