@@ -40,6 +40,7 @@ node_modules/.installed: package.json package-lock.json
 
 js: node_modules/.installed
 	node_modules/.bin/eslint .
+	node_modules/.bin/tsc -p tsconfig.json
 	node --test --test-reporter=spec tests/web/
 
 test: check js services browser

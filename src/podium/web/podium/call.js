@@ -11,6 +11,32 @@ const PHASE_EVENTS = new Set(["call.live_started", "call.live_stopped", "call.en
 // Reads of the call after a phase change, until one is not older than the state.
 const PHASE_REREADS = 3;
 
+/** @typedef {import("./events.js").CallEvent} CallEvent */
+/** @typedef {import("./events.js").Event} Event */
+/** @typedef {import("./events.js").Frame} Frame */
+/** @typedef {import("./events.js").SfuFrame} SfuFrame */
+/** @typedef {import("./events.js").WatchOk} WatchOk */
+/**
+ * @template {string} T
+ * @typedef {import("./events.js").EventOf<T>} EventOf
+ */
+/** @typedef {(event: Event) => unknown} Handler */
+/** @typedef {() => void} Unsubscribe */
+/** @typedef {import("./state.js").PermissionRequest | string} RequestRef A request object or its id. */
+
+/**
+ * @typedef {object} MuteKinds Which kinds to mute; none set: every kind.
+ * @property {boolean} [audio]
+ * @property {boolean} [video]
+ * @property {boolean} [screenshare]
+ */
+
+/**
+ * `value`, if it is a valid id (1-64 of A-Z a-z 0-9 _ -); else a TypeError naming `what`.
+ * @param {unknown} value
+ * @param {string} what
+ * @returns {string}
+ */
 export function checkId(value, what) {
   if (typeof value !== "string" || !ID_PATTERN.test(value)) {
     throw new TypeError(`${what} must be 1-64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(value)}`);
@@ -20,24 +46,37 @@ export function checkId(value, what) {
 
 /** One call: its state, events, moderation actions and media. */
 export class Call {
+  /**
+   * @param {import("./client.js").Client} client
+   * @param {string} type
+   * @param {string} id
+   */
   constructor(client, type, id) {
     this.client = client;
     this.type = type;
     this.id = id;
     this.cid = `${type}:${id}`;
     this.state = new CallState(this.cid);
+    /** @type {import("./state.js").CallSnapshot["media"] | null} What `join` answered about media (ICE servers). */
     this.mediaInfo = null;
+    /** @type {Map<string, Set<Handler>>} */
     this._handlers = new Map();
+    /** @type {Set<(state: CallState) => unknown>} */
     this._stateHandlers = new Set();
     this._watching = false;
+    /** @type {import("./waiting.js").Deferred<WatchOk> | null} */
     this._watchWaiter = null;
     // Joined and not left: after a reconnect, or removed for being disconnected, join again.
     this._joined = false;
     // The re-watch and re-join after a reconnect, and a re-join on its own (never reject).
+    /** @type {Promise<void> | null} */
     this._recovery = null;
+    /** @type {Promise<void> | null} */
     this._rejoining = null;
+    /** @type {MediaSession | null} */
     this._media = null;
     // Requests this client saw resolved: a snapshot read just before must not bring them back.
+    /** @type {Set<string>} */
     this._resolved = new Set();
   }
 
@@ -51,42 +90,64 @@ export class Call {
 
   // State and events.
 
-  /** `handler(state)` after every change of `state`; returns an unsubscribe function. */
+  /**
+   * `handler(state)` after every change of `state`; returns an unsubscribe function.
+   * @param {(state: CallState) => unknown} handler
+   * @returns {Unsubscribe}
+   */
   onStateChange(handler) {
     this._stateHandlers.add(handler);
     return () => this._stateHandlers.delete(handler);
   }
 
-  /** `handler(event)` for each event of `type` (`"*"`: every call event); returns an unsubscribe. */
+  /**
+   * `handler(event)` for each event of `type` (`"*"`: every call event); returns an unsubscribe.
+   * @template {string} T
+   * @param {T} type a call event (`call.*`), a media event (`media.*`), an `sfu.*` frame, `error`, or `"*"`
+   * @param {(event: EventOf<T>) => unknown} handler
+   * @returns {Unsubscribe}
+   */
   on(type, handler) {
     if (typeof type !== "string" || !type) throw new TypeError("type must be an event name or '*'");
-    if (!this._handlers.has(type)) this._handlers.set(type, new Set());
-    this._handlers.get(type).add(handler);
-    return () => this._handlers.get(type)?.delete(handler);
+    const handlers = this._handlers.get(type) ?? new Set();
+    this._handlers.set(type, handlers);
+    handlers.add(/** @type {Handler} */ (handler));
+    return () => this._handlers.get(type)?.delete(/** @type {Handler} */ (handler));
   }
 
+  /** @param {import("./state.js").Capability} capability */
   hasPermission(capability) {
     return this.state.ownCapabilities.has(checkCapability(capability));
   }
 
+  /** @param {import("./state.js").Capability} capability */
   permission(capability) {
     return new PermissionHandle(this, capability);
   }
 
   // HTTP.
 
+  /**
+   * @param {{ members?: { user_id: string, role: string }[], custom?: Record<string, unknown> }} [options]
+   * @returns {Promise<CallState>}
+   */
   async getOrCreate({ members, custom } = {}) {
+    /** @type {{ members?: { user_id: string, role: string }[], custom?: Record<string, unknown> }} */
     const body = {};
     if (members) body.members = members;
     if (custom) body.custom = custom;
     return this.#snapshot(await this.client.request("POST", this.path, body));
   }
 
+  /** @returns {Promise<CallState>} */
   async get() {
     return this.#snapshot(await this.client.request("GET", this.path));
   }
 
-  /** Become a participant, and follow the call's events. */
+  /**
+   * Become a participant, and follow the call's events.
+   * @returns {Promise<CallState>}
+   */
   async join() {
     await this.client.connect();
     const data = await this.client.request("POST", `${this.path}/join`);
@@ -97,7 +158,10 @@ export class Call {
     return this.state;
   }
 
-  /** Read the state and follow the call's events without joining. */
+  /**
+   * Read the state and follow the call's events without joining.
+   * @returns {Promise<CallState>}
+   */
   async watch() {
     await this.client.connect();
     if (!this.state.loaded) await this.get();
@@ -105,13 +169,17 @@ export class Call {
     return this.state;
   }
 
+  /** @returns {Promise<void>} */
   async unwatch() {
     if (!this._watching) return;
     this._watching = false;
     if (this.client.connected) await this.client.send({ type: "unwatch", call_cid: this.cid });
   }
 
-  /** Close media, stop being a participant, and stop following events. */
+  /**
+   * Close media, stop being a participant, and stop following events.
+   * @returns {Promise<CallState>}
+   */
   async leave() {
     this._joined = false;
     await this.closeMedia("left");
@@ -121,23 +189,31 @@ export class Call {
     return this.state;
   }
 
+  /** @returns {Promise<CallState>} */
   async goLive() {
     return this.#snapshot(await this.client.request("POST", `${this.path}/go-live`));
   }
 
+  /** @returns {Promise<CallState>} */
   async stopLive() {
     return this.#snapshot(await this.client.request("POST", `${this.path}/stop-live`));
   }
 
+  /** @returns {Promise<CallState>} */
   async end() {
     return this.#snapshot(await this.client.request("POST", `${this.path}/end`));
   }
 
-  /** Ask for capabilities; resolves to the request (new, or the one already pending). */
+  /**
+   * Ask for capabilities; resolves to the request (new, or the one already pending).
+   * @param {readonly import("./state.js").Capability[]} capabilities
+   * @returns {Promise<import("./state.js").PermissionRequest>}
+   */
   async requestPermissions(capabilities) {
     const data = await this.client.request("POST", `${this.path}/permission-requests`, {
       permissions: checkCapabilities(capabilities),
     });
+    /** @type {import("./state.js").PermissionRequest} */
     const request = data.request || {};
     if (request.state === "pending" && typeof request.id === "string" && !this._resolved.has(request.id)) {
       this.state.pendingRequests[request.id] = { ...request };
@@ -146,30 +222,59 @@ export class Call {
     return request;
   }
 
+  /**
+   * @param {RequestRef} request
+   * @returns {Promise<import("./state.js").PermissionRequest>} the resolved request
+   */
   accept(request) {
     return this.#resolve(request, "accept");
   }
 
+  /**
+   * @param {RequestRef} request
+   * @param {string} [reason] told to the requester
+   * @returns {Promise<import("./state.js").PermissionRequest>} the resolved request
+   */
   reject(request, reason) {
     return this.#resolve(request, "reject", reason ? { reason } : {});
   }
 
+  /**
+   * @param {RequestRef} request
+   * @returns {Promise<import("./state.js").PermissionRequest>} the resolved request
+   */
   async cancel(request) {
     const data = await this.client.request("DELETE", `${this.path}/permission-requests/${requestId(request)}`);
     return this.#resolvedRequest(data);
   }
 
+  /**
+   * @param {string} userId
+   * @param {readonly import("./state.js").Capability[]} capabilities
+   * @returns {Promise<string[]>} the user's capabilities now
+   */
   grantPermissions(userId, capabilities) {
     return this.#userPermissions(userId, { grant: checkCapabilities(capabilities) });
   }
 
+  /**
+   * @param {string} userId
+   * @param {readonly import("./state.js").Capability[]} capabilities
+   * @returns {Promise<string[]>} the user's capabilities now
+   */
   revokePermissions(userId, capabilities) {
     return this.#userPermissions(userId, { revoke: checkCapabilities(capabilities) });
   }
 
-  /** Force-mute users' published media; with no kind set, every kind. */
+  /**
+   * Force-mute users' published media; with no kind set, every kind.
+   * @param {readonly string[]} userIds
+   * @param {MuteKinds} [kinds]
+   * @returns {Promise<void>}
+   */
   async mute(userIds, { audio, video, screenshare } = {}) {
     if (!Array.isArray(userIds)) throw new TypeError("userIds must be an array of user ids");
+    /** @type {{ user_ids: string[] } & MuteKinds} */
     const body = { user_ids: userIds.map((u) => checkId(u, "user id")) };
     if (audio !== undefined) body.audio = audio;
     if (video !== undefined) body.video = video;
@@ -179,15 +284,27 @@ export class Call {
 
   // Media.
 
+  /**
+   * The tracks being sent, by source.
+   * @returns {Partial<Record<import("./media.js").Source, MediaStreamTrack>>}
+   */
   get published() {
     return this._media ? { ...this._media.published } : {};
   }
 
+  /**
+   * The tracks being received, by `userId/source`.
+   * @returns {Map<string, import("./media.js").RemoteTrack>}
+   */
   get remoteTracks() {
     return this._media ? new Map(this._media.remoteTracks) : new Map();
   }
 
-  /** Open the media session without publishing, to receive (`subscribe`: "all" or user ids). */
+  /**
+   * Open the media session without publishing, to receive (`subscribe`: "all" or user ids).
+   * @param {{ subscribe?: import("./media.js").Selection }} [options]
+   * @returns {Promise<MediaSession>}
+   */
   async connectMedia({ subscribe = "all" } = {}) {
     // The SFU takes only participants: after a reconnect, be one again first.
     await this._recovery;
@@ -201,7 +318,12 @@ export class Call {
     return this._media;
   }
 
-  /** Send `track` as `source` once the SFU accepts; rejects with `PublishDeniedError`. */
+  /**
+   * Send `track` as `source` once the SFU accepts; rejects with `PublishDeniedError`.
+   * @param {import("./media.js").Source} source
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<void>}
+   */
   async publish(source, track) {
     checkSource(source);
     if (!track || track.kind !== SOURCES[source]) {
@@ -211,28 +333,47 @@ export class Call {
     await media.publish(source, track);
   }
 
-  /** Stop sending `source` (the track is left running: it is yours). */
+  /**
+   * Stop sending `source` (the track is left running: it is yours).
+   * @param {import("./media.js").Source} source
+   * @returns {Promise<void>}
+   */
   async unpublish(source) {
     checkSource(source);
     if (this._media) await this._media.unpublish(source);
   }
 
+  /**
+   * @param {string} [reason] the `media.closed` reason
+   * @param {{ tellServer?: boolean }} [options]
+   * @returns {Promise<void>}
+   */
   async closeMedia(reason = "left", { tellServer = true } = {}) {
     if (this._media) await this._media.close(reason, { tellServer });
   }
 
-  /** The media session's `RTCStatsReport`, or null without one. */
+  /**
+   * The media session's `RTCStatsReport`, or null without one.
+   * @returns {Promise<RTCStatsReport | null>}
+   */
   async getStats() {
     return this._media && !this._media.closed ? this._media.pc.getStats() : null;
   }
 
-  /** `userId` → audio level (0..1) of every remote microphone, and of your own while published. */
+  /**
+   * `userId` → audio level (0..1) of every remote microphone, and of your own while published.
+   * @returns {Promise<Map<string | null, number>>}
+   */
   async audioLevels() {
     return this._media && !this._media.closed ? this._media.audioLevels() : new Map();
   }
 
   // From the client.
 
+  /**
+   * A frame the client received about this call.
+   * @param {Frame} frame
+   */
   _handleFrame(frame) {
     const type = frame.type;
     if (typeof type !== "string") return;
@@ -244,11 +385,12 @@ export class Call {
       this._resolved.add(frame.request.id);
     }
     if (type.startsWith("sfu.")) {
-      this._media?.handle(frame);
-      this._emit(frame);
+      const sfuFrame = /** @type {SfuFrame} */ (frame);
+      this._media?.handle(sfuFrame);
+      this._emit(sfuFrame);
       return;
     }
-    if (type === "error") {
+    if (frame.type === "error") {
       const error = PodiumError.fromBody(0, frame);
       if (String(frame.in_reply_to || "").startsWith("sfu.")) this._media?.fail(error);
       if (frame.in_reply_to === "watch") this._watchWaiter?.reject(error);
@@ -256,27 +398,30 @@ export class Call {
       return;
     }
     if (!type.startsWith("call.")) return;
-    const changed = this.state.applyEvent(frame, this.client.userId);
+    const event = /** @type {CallEvent} */ (frame);
+    const changed = this.state.applyEvent(event, this.client.userId);
     if (!changed) return;
-    if (type === "call.participant_left" && frame.participant?.user_id === this.client.userId) {
-      this.#leftByServer(frame.reason);
+    if (event.type === "call.participant_left" && event.participant?.user_id === this.client.userId) {
+      this.#leftByServer(event.reason);
     }
     if (PHASE_EVENTS.has(type)) {
       this.#reread()
         .catch(() => this.#changed())
-        .finally(() => this._emit(frame));
+        .finally(() => this._emit(event));
       return;
     }
     this.#changed();
-    this._emit(frame);
+    this._emit(event);
   }
 
+  /** The client's WebSocket closed. */
   _disconnected() {
     // The server ends a user's media session with their last WebSocket.
     if (this._media && !this._media.closed) this._media.close("lost", { tellServer: false });
     this._watchWaiter?.reject(new PodiumError("the WebSocket closed", { code: "network_error" }));
   }
 
+  /** The client's WebSocket is open again after a drop. */
   _reconnected() {
     if (!this._watching && !this.#mayRejoin()) return;
     const recovery = this.#recover().finally(() => {
@@ -285,14 +430,17 @@ export class Call {
     this._recovery = recovery;
   }
 
-  /** Hand an event to the handlers of its type (and, for call events, to `"*"`). */
+  /**
+   * Hand an event to the handlers of its type (and, for call events, to `"*"`).
+   * @param {Event} event
+   */
   _emit(event) {
     const targets = [...(this._handlers.get(event.type) || [])];
     if (event.type.startsWith("call.")) targets.push(...(this._handlers.get("*") || []));
     for (const handler of targets) {
       try {
-        const result = handler(event);
-        if (result && typeof result.catch === "function") result.catch((e) => reportHandlerError(event, e));
+        const result = /** @type {{ catch?: unknown } | undefined} */ (handler(event));
+        if (result && typeof result.catch === "function") result.catch((/** @type {unknown} */ e) => reportHandlerError(event, e));
       } catch (error) {
         reportHandlerError(event, error);
       }
@@ -318,7 +466,10 @@ export class Call {
     }
   }
 
-  /** The server removed us from the call (or saw us leave, e.g. from another tab). */
+  /**
+   * The server removed us from the call (or saw us leave, e.g. from another tab).
+   * @param {string | undefined} reason
+   */
   #leftByServer(reason) {
     const disconnected = reason === "disconnected";
     // First, so that a `media.closed` handler reconnecting media waits for it.
@@ -338,20 +489,24 @@ export class Call {
   }
 
   #mayRejoin() {
-    return this._joined && !this.state.ended && !this.state.blockedUserIds.has(this.client.userId);
+    return this._joined && !this.state.ended && !this.state.blockedUserIds.has(/** @type {string} */ (this.client.userId));
   }
 
+  /** @param {import("./state.js").CallSnapshot} data */
   #rejoined(data) {
     if (!this._joined) return; // left meanwhile
     this.mediaInfo = data.media ?? this.mediaInfo;
     this.#apply(data);
   }
 
+  /** @param {unknown} error */
   #reportError(error) {
-    this._emit({ type: "error", call_cid: this.cid, error: { code: error.code, message: error.message } });
+    const { code, message } = /** @type {{ code?: string, message?: string }} */ (error);
+    this._emit({ type: "error", call_cid: this.cid, error: { code, message } });
   }
 
   async #watch() {
+    /** @type {import("./waiting.js").Deferred<WatchOk>} */
     const waiter = deferred();
     this._watchWaiter = waiter;
     const since = this.state.seq >= 0 ? this.state.seq : undefined;
@@ -364,12 +519,19 @@ export class Call {
     this._watching = true;
   }
 
+  /**
+   * @param {import("./state.js").CallSnapshot} data
+   * @returns {CallState}
+   */
   #snapshot(data) {
     this.#apply(data);
     return this.state;
   }
 
-  /** Apply a snapshot; false if it was older than the state (and so ignored). */
+  /**
+   * Apply a snapshot; false if it was older than the state (and so ignored).
+   * @param {import("./state.js").CallSnapshot} data
+   */
   #apply(data) {
     const applied = this.state.applySnapshot(data);
     for (const id of Object.keys(this.state.pendingRequests)) {
@@ -400,13 +562,23 @@ export class Call {
     }
   }
 
+  /**
+   * @param {RequestRef} request
+   * @param {"accept" | "reject"} action
+   * @param {{ reason?: string }} [body]
+   */
   async #resolve(request, action, body = {}) {
     const id = requestId(request);
     const data = await this.client.request("POST", `${this.path}/permission-requests/${id}/${action}`, body);
     return this.#resolvedRequest(data);
   }
 
+  /**
+   * @param {import("./http.js").JsonObject} data
+   * @returns {import("./state.js").PermissionRequest}
+   */
   #resolvedRequest(data) {
+    /** @type {import("./state.js").PermissionRequest} */
     const request = data.request || {};
     if (typeof request.id === "string" && request.state !== "pending") {
       this._resolved.add(request.id);
@@ -418,6 +590,11 @@ export class Call {
     return request;
   }
 
+  /**
+   * @param {string} userId
+   * @param {{ grant?: string[], revoke?: string[] }} change
+   * @returns {Promise<string[]>}
+   */
   async #userPermissions(userId, { grant = [], revoke = [] }) {
     const data = await this.client.request("POST", `${this.path}/user-permissions`, {
       user_id: checkId(userId, "user id"),
@@ -428,6 +605,10 @@ export class Call {
   }
 }
 
+/**
+ * The id of `request`, checked and escaped for a path.
+ * @param {RequestRef} request
+ */
 function requestId(request) {
   const id = typeof request === "string" ? request : request?.id;
   return encodeURIComponent(checkId(id, "request id"));

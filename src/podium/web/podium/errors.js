@@ -1,7 +1,18 @@
 // Errors podium.js rejects with, and how a failing handler is reported.
 
+/**
+ * @typedef {object} PodiumErrorOptions
+ * @property {number} [status] the HTTP status; 0 for a local error
+ * @property {string} [code] the server's error code, or a local one (`network_error`, `timeout`, `media_closed`)
+ * @property {Record<string, unknown>} [details]
+ */
+
 /** An error the server answered (`status`, `code`, `details` from its error object), or a local one. */
 export class PodiumError extends Error {
+  /**
+   * @param {string} message
+   * @param {PodiumErrorOptions} [options]
+   */
   constructor(message, { status = 0, code = "client_error", details = {} } = {}) {
     super(message);
     this.name = "PodiumError";
@@ -10,20 +21,31 @@ export class PodiumError extends Error {
     this.details = details;
   }
 
+  /**
+   * The error an HTTP answer (or a refused WebSocket frame) carries.
+   * @param {number} status
+   * @param {unknown} body the decoded JSON body, `{ error: { code, message, details } }`
+   * @returns {PodiumError}
+   */
   static fromBody(status, body) {
-    const error = body && typeof body === "object" ? body.error : null;
+    const error = body && typeof body === "object" ? /** @type {{ error?: unknown }} */ (body).error : null;
     if (error && typeof error === "object") {
-      return new PodiumError(String(error.message || error.code || `HTTP ${status}`), {
+      const { message, code, details } = /** @type {{ message?: unknown, code?: unknown, details?: unknown }} */ (error);
+      return new PodiumError(String(message || code || `HTTP ${status}`), {
         status,
-        code: String(error.code || "error"),
-        details: error.details && typeof error.details === "object" ? error.details : {},
+        code: String(code || "error"),
+        details: details && typeof details === "object" ? /** @type {Record<string, unknown>} */ (details) : {},
       });
     }
     return new PodiumError(`HTTP ${status}`, { status, code: "http_error" });
   }
 }
 
-/** A handler the page registered threw or rejected: log it, and go on with the others. */
+/**
+ * A handler the page registered threw or rejected: log it, and go on with the others.
+ * @param {{ type: string }} event
+ * @param {unknown} error
+ */
 export function reportHandlerError(event, error) {
   console.error(`podium.js: a handler for ${event.type} failed`, error);
 }

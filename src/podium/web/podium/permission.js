@@ -4,6 +4,10 @@ import { checkCapability } from "./state.js";
 
 /** What the user may do with one capability in one call. */
 export class PermissionHandle {
+  /**
+   * @param {import("./call.js").Call} call
+   * @param {import("./state.js").Capability} capability
+   */
   constructor(call, capability) {
     this.call = call;
     this.capability = checkCapability(capability);
@@ -13,7 +17,10 @@ export class PermissionHandle {
     return this.call.state.ownCapabilities.has(this.capability);
   }
 
-  /** Your pending request that asks for this capability, if any. */
+  /**
+   * Your pending request that asks for this capability, if any.
+   * @returns {import("./state.js").PermissionRequest | null}
+   */
   get pendingRequest() {
     const userId = this.call.client.userId;
     if (!userId) return null;
@@ -34,11 +41,14 @@ export class PermissionHandle {
       state.requestable.has(this.capability) &&
       !this.hasPermission &&
       !this.isAwaitingPermission &&
-      state.isMemberOrParticipant(userId)
+      state.isMemberOrParticipant(/** @type {string} */ (userId))
     );
   }
 
-  /** Ask for the capability; resolves to the (new or already pending) request. */
+  /**
+   * Ask for the capability; resolves to the (new or already pending) request.
+   * @returns {Promise<import("./state.js").PermissionRequest>}
+   */
   request() {
     return this.call.requestPermissions([this.capability]);
   }

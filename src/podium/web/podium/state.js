@@ -1,30 +1,142 @@
 // The capabilities a user can hold, and one call's state kept from snapshots and events.
 
-export const CAPABILITIES = Object.freeze([
-  "read-call",
-  "create-call",
-  "join-call",
-  "join-backstage",
-  "send-audio",
-  "send-video",
-  "screenshare",
-  "update-call-permissions",
-  "update-call-member",
-  "mute-users",
-  "go-live",
-  "update-call",
-  "end-call",
-  "block-users",
-]);
+export const CAPABILITIES = Object.freeze(
+  /** @type {const} */ ([
+    "read-call",
+    "create-call",
+    "join-call",
+    "join-backstage",
+    "send-audio",
+    "send-video",
+    "screenshare",
+    "update-call-permissions",
+    "update-call-member",
+    "mute-users",
+    "go-live",
+    "update-call",
+    "end-call",
+    "block-users",
+  ]),
+);
 
+/** @typedef {typeof CAPABILITIES[number]} Capability A capability a user can hold in a call. */
+/** @typedef {"backstage" | "live" | "ended"} Phase */
 
+/**
+ * The server's call object.
+ * @typedef {object} CallObject
+ * @property {string} cid `type:id`
+ * @property {string} type
+ * @property {string} id
+ * @property {Phase} phase
+ * @property {boolean} backstage
+ * @property {boolean} live
+ * @property {boolean} ended
+ * @property {string} created_by
+ * @property {string} created_at
+ * @property {Record<string, unknown>} custom
+ */
+
+/**
+ * The call type's settings, as a call state object carries them.
+ * @typedef {object} CallSettings
+ * @property {string} name
+ * @property {boolean} backstage
+ * @property {number} request_ttl_s
+ * @property {number} request_cooldown_s
+ * @property {string[]} requestable the capabilities users may request
+ */
+
+/**
+ * @typedef {object} Member
+ * @property {string} user_id
+ * @property {string} role
+ * @property {string} [name]
+ */
+
+/**
+ * @typedef {object} Participant
+ * @property {string} user_id
+ * @property {string} [name]
+ * @property {string} [joined_at]
+ */
+
+/** @typedef {"pending" | "accepted" | "rejected" | "cancelled" | "expired"} RequestState */
+
+/**
+ * A permission request object.
+ * @typedef {object} PermissionRequest
+ * @property {string} id
+ * @property {string} call_cid
+ * @property {string} user_id
+ * @property {string[]} permissions
+ * @property {RequestState} state
+ * @property {string} created_at
+ * @property {string} expires_at
+ * @property {string | null} [resolved_by]
+ * @property {string | null} [reason]
+ */
+
+/**
+ * A call state object, as every call endpoint answers (`join` adds `media`).
+ * @typedef {object} CallSnapshot
+ * @property {CallObject} [call]
+ * @property {CallSettings} [settings]
+ * @property {Member[]} [members]
+ * @property {Participant[]} [participants]
+ * @property {string[]} [blocked_user_ids]
+ * @property {string[]} [own_capabilities]
+ * @property {PermissionRequest[]} [pending_requests]
+ * @property {number} [seq]
+ * @property {{ ice_servers?: RTCIceServer[] }} [media]
+ */
+
+/**
+ * What each call event carries besides `type`, `call_cid`, `seq` and `created_at` (docs/api.md).
+ * @typedef {{
+ *   "call.created": { call: CallObject },
+ *   "call.updated": { call: CallObject },
+ *   "call.live_started": { call: CallObject },
+ *   "call.live_stopped": { call: CallObject },
+ *   "call.ended": { call: CallObject },
+ *   "call.member_added": { members: Member[] },
+ *   "call.member_updated": { members: Member[] },
+ *   "call.member_removed": { user_ids: string[] },
+ *   "call.participant_joined": { participant: Participant },
+ *   "call.participant_left": { participant: Participant, reason?: string },
+ *   "call.permission_request": { request: PermissionRequest, user?: { id: string, name?: string, image?: string } },
+ *   "call.permission_request_resolved": { request: PermissionRequest },
+ *   "call.permissions_updated": { user_id: string, own_capabilities: string[], reason?: string },
+ *   "call.user_muted": { user_id: string, kinds: string[], muted_by: string },
+ *   "call.blocked_user": { user_id: string, by?: string },
+ *   "call.unblocked_user": { user_id: string, by?: string },
+ * }} CallEventPayloads
+ */
+
+/**
+ * A call event as the WebSocket delivers it: one member per type, told apart by `type`.
+ * @typedef {{
+ *   [T in keyof CallEventPayloads]: { type: T, call_cid: string, seq: number, created_at: string } & CallEventPayloads[T]
+ * }[keyof CallEventPayloads]} CallEvent
+ */
+
+/**
+ * `capability`, if it is one of `CAPABILITIES`; else a TypeError.
+ * @param {string} capability
+ * @returns {Capability}
+ */
 export function checkCapability(capability) {
-  if (!CAPABILITIES.includes(capability)) {
+  if (!CAPABILITIES.includes(/** @type {Capability} */ (capability))) {
     throw new TypeError(`unknown capability ${JSON.stringify(capability)}`);
   }
-  return capability;
+  return /** @type {Capability} */ (capability);
 }
 
+/**
+ * The known capabilities of a non-empty array, once each; else a TypeError.
+ * @param {readonly string[]} capabilities
+ * @returns {Capability[]}
+ */
 export function checkCapabilities(capabilities) {
   if (!Array.isArray(capabilities) || capabilities.length === 0) {
     throw new TypeError("pass a non-empty array of capability names");
@@ -32,19 +144,40 @@ export function checkCapabilities(capabilities) {
   return [...new Set(capabilities.map(checkCapability))];
 }
 
+/**
+ * Copies of the objects of `items` keyed by their string field `key`.
+ * @template {object} T
+ * @param {T[] | undefined} items
+ * @param {string} key
+ * @returns {Record<string, T>}
+ */
 function byKey(items, key) {
+  /** @type {Record<string, T>} */
   const result = {};
   for (const item of Array.isArray(items) ? items : []) {
-    if (item && typeof item === "object" && typeof item[key] === "string") result[item[key]] = { ...item };
+    const value = item && typeof item === "object" ? /** @type {Record<string, unknown>} */ (item)[key] : undefined;
+    if (typeof value === "string") result[value] = { ...item };
   }
   return result;
 }
 
+/**
+ * @param {PermissionRequest} request
+ * @param {number} now milliseconds since the epoch
+ */
 function isExpired(request, now) {
   const expires = Date.parse(request.expires_at);
   return Number.isFinite(expires) && now >= expires;
 }
 
+/**
+ * `value` if it is an integer, else `fallback`.
+ * @param {unknown} value
+ * @param {number} fallback
+ */
+function integerOr(value, fallback) {
+  return typeof value === "number" && Number.isInteger(value) ? value : fallback;
+}
 
 /**
  * One call as this client sees it: plain data, updated by snapshots and events.
@@ -53,14 +186,22 @@ function isExpired(request, now) {
  * already reflected (it came before the snapshot) and is skipped.
  */
 export class CallState {
+  /** @param {string} [cid] `type:id` */
   constructor(cid = "") {
     this.cid = cid;
+    /** @type {Partial<CallObject>} The server's call object; empty before the first snapshot. */
     this.call = {};
+    /** @type {Partial<CallSettings>} */
     this.settings = {};
+    /** @type {Record<string, Member>} By user id. */
     this.members = {};
+    /** @type {Record<string, Participant>} By user id. */
     this.participants = {};
+    /** @type {Set<string>} */
     this.blockedUserIds = new Set();
+    /** @type {Set<string>} */
     this.ownCapabilities = new Set();
+    /** @type {Record<string, PermissionRequest>} By request id. */
     this.pendingRequests = {};
     this.seq = -1;
     this.loaded = false;
@@ -74,7 +215,10 @@ export class CallState {
     return this.cid.slice(this.cid.indexOf(":") + 1);
   }
 
-  /** `backstage`, `live` or `ended`; null before the first snapshot. */
+  /**
+   * `backstage`, `live` or `ended`; null before the first snapshot.
+   * @returns {Phase | null}
+   */
   get phase() {
     return typeof this.call.phase === "string" ? this.call.phase : null;
   }
@@ -91,21 +235,33 @@ export class CallState {
     return Boolean(this.call.ended);
   }
 
-  /** The capabilities the call type lets users request. */
+  /**
+   * The capabilities the call type lets users request.
+   * @returns {Set<string>}
+   */
   get requestable() {
     return new Set(this.settings.requestable || []);
   }
 
+  /**
+   * @param {CallSnapshot} snapshot
+   * @returns {CallState}
+   */
   static fromSnapshot(snapshot) {
     const state = new CallState(String(snapshot?.call?.cid ?? ""));
     state.applySnapshot(snapshot);
     return state;
   }
 
-  /** Replace the state with a call state object; false (nothing changed) if it is older. */
+  /**
+   * Replace the state with a call state object; false (nothing changed) if it is older.
+   * @param {CallSnapshot} snapshot
+   * @returns {boolean}
+   */
   applySnapshot(snapshot) {
-    const seq = Number.isInteger(snapshot.seq) ? snapshot.seq : -1;
+    const seq = integerOr(snapshot.seq, -1);
     if (this.loaded && seq < this.seq) return false;
+    /** @type {Partial<CallObject>} */
     const call = snapshot.call || {};
     if (typeof call.cid === "string") this.cid = call.cid;
     this.call = { ...call };
@@ -125,7 +281,12 @@ export class CallState {
     return true;
   }
 
-  /** Fold one call event in; false when the state already reflects it. */
+  /**
+   * Fold one call event in; false when the state already reflects it.
+   * @param {CallEvent} event
+   * @param {string | null} userId this client's user, whose `call.permissions_updated` counts
+   * @returns {boolean}
+   */
   applyEvent(event, userId) {
     if (Number.isInteger(event.seq)) {
       if (this.loaded && event.seq <= this.seq) return false;
@@ -196,17 +357,24 @@ export class CallState {
     return true;
   }
 
-  /** The unexpired pending requests of `userId`. */
+  /**
+   * The unexpired pending requests of `userId`.
+   * @param {string} userId
+   * @param {number} [now] milliseconds since the epoch
+   * @returns {PermissionRequest[]}
+   */
   pendingOf(userId, now = Date.now()) {
     return Object.values(this.pendingRequests).filter(
       (request) => request.user_id === userId && !isExpired(request, now),
     );
   }
 
+  /** @param {string} userId */
   isMemberOrParticipant(userId) {
     return Object.hasOwn(this.members, userId) || Object.hasOwn(this.participants, userId);
   }
 
+  /** @param {{ call?: unknown }} event */
   #setCall(event) {
     if (event.call && typeof event.call === "object") this.call = { ...event.call };
   }
