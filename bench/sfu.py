@@ -5,7 +5,7 @@
 
 One publisher sends audio and video (640x480 VP8 at 30 fps, ~1 Mbps, and an Opus
 tone), N subscribers count the packets they receive without decoding
-(`podium.sfu.adapter.tap_receiver`). The publisher's media is encoded once at start
+(`podium.sfu.receive.tap_receiver`). The publisher's media is encoded once at start
 and replayed at its real pace, so its bitrate is fixed by construction (Janus sends
 no bandwidth feedback with room `bitrate = 0`, Podium's aiortc does) and both SFUs
 forward exactly the same input.
@@ -88,7 +88,8 @@ from bench.common import (
     run_async,
     system_busy_seconds,
 )
-from podium.sfu.adapter import peer_connection, tap_receiver
+from podium.rtc import peer_connection
+from podium.sfu.receive import tap_receiver
 from podium.tokens import mint_server_token, mint_user_token
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""`podium.client` stands alone: no server package is imported, and `__all__` is complete."""
+"""`podium.client` stands alone (no server package, aiortc unpatched); `__all__` is complete."""
 
 from __future__ import annotations
 
@@ -11,26 +11,79 @@ import sys
 
 import podium.client
 
-SERVER_PACKAGES = ("podium.core", "podium.services", "podium.api", "podium.store", "podium.bus")
+SERVER_PACKAGES = (
+    "podium.sfu",
+    "podium.services",
+    "podium.store",
+    "podium.api",
+    "podium.bus",
+    "podium.core",
+    "podium.tokens",
+)
+SERVER_LIBRARIES = ("fastapi", "sqlalchemy", "jwt")
 
 
-def test_imports_nothing_from_the_server() -> None:
+def aiortc_attributes() -> dict[str, object]:
+    """Every attribute of aioice's and aiortc's modules, and of the classes they define, by name.
+
+    Every submodule is imported first, so a later import adds nothing: an
+    attribute that is then a different object was patched.
+    """
+    import importlib
+    import pkgutil
+    import sys
+
+    import aioice
+    import aiortc
+
+    for package in (aioice, aiortc):
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)
+    found: dict[str, object] = {}
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] not in ("aioice", "aiortc"):
+            continue
+        for attribute, value in vars(module).items():
+            found[f"{name}.{attribute}"] = value
+            if isinstance(value, type) and value.__module__ == name:
+                for member, inner in vars(value).items():
+                    found[f"{name}.{attribute}.{member}"] = inner
+    return found
+
+
+def patched(before: dict[str, object], after: dict[str, object]) -> list[str]:
+    """The names whose objects differ between two `aiortc_attributes()`."""
+    missing = object()
+    return sorted(
+        n
+        for n in before.keys() | after.keys()
+        if before.get(n, missing) is not after.get(n, missing)
+    )
+
+
+def test_imports_nothing_from_the_server_and_patches_nothing() -> None:
+    """In a fresh interpreter: `podium.client` and every submodule (media included)."""
     code = (
-        "import json, sys\n"
+        "import json, pkgutil, sys\n"
+        f"{inspect.getsource(aiortc_attributes)}\n"
+        f"{inspect.getsource(patched)}\n"
+        "before = aiortc_attributes()\n"
         "import podium.client\n"
-        "for name in [m.name for m in __import__('pkgutil').iter_modules("
-        "podium.client.__path__, 'podium.client.')]:\n"
-        "    __import__(name)\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('podium'))))\n"
+        "for module in pkgutil.iter_modules(podium.client.__path__, 'podium.client.'):\n"
+        "    __import__(module.name)\n"
+        "print(json.dumps({'loaded': sorted(sys.modules), "
+        "'patched': patched(before, aiortc_attributes())}))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    loaded = json.loads(result.stdout)
-    assert "podium.client.call" in loaded
-    server = [m for m in loaded if m.startswith(SERVER_PACKAGES) or m == "podium.tokens"]
+    report = json.loads(result.stdout)
+    loaded = report["loaded"]
+    assert "podium.client.call" in loaded and "podium.client.media" in loaded
+    server = [m for m in loaded if m.startswith(SERVER_PACKAGES)]
     assert server == [], f"podium.client imported server modules: {server}"
-    assert not any(m in loaded for m in ("fastapi", "sqlalchemy", "jwt"))
+    assert not [m for m in loaded if m.partition(".")[0] in SERVER_LIBRARIES]
+    assert report["patched"] == [], f"importing podium.client patched {report['patched']}"
 
 
 def test_all_is_complete() -> None:

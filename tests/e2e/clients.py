@@ -20,7 +20,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from podium.sfu import adapter
+from podium import rtc
 from tests.server import ServerProcess
 from tests.sfu.test_call import Tone, bounded, receive_tone
 
@@ -195,7 +195,7 @@ class MediaClient:
     def __init__(self, ws: Watcher, cid: str) -> None:
         self.ws = ws
         self.cid = cid
-        self.pc = adapter.peer_connection(loopback_only=True)
+        self.pc = rtc.peer_connection(loopback_only=True)
         self.tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
         self.pc.on("track", self.tracks.put_nowait)
         self.answered = asyncio.Event()

@@ -48,8 +48,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from podium import rtc
 from podium.config import Limits
-from podium.sfu import adapter
 from tests.e2e.clients import Api, Frame, MediaClient, Watcher
 from tests.server import SECRET, ServerProcess, free_port
 from tests.sfu.test_call import Tone, bounded
@@ -439,7 +439,7 @@ async def test_calls_per_hour_per_user(request: pytest.FixtureRequest, which: st
 
 
 async def _offer(m_lines: int) -> str:
-    pc = adapter.peer_connection(loopback_only=True)
+    pc = rtc.peer_connection(loopback_only=True)
     try:
         for _ in range(m_lines):
             pc.addTransceiver("audio", direction="recvonly")

@@ -25,10 +25,12 @@ from av import AudioFrame, VideoFrame
 from av.frame import Frame
 
 from podium.core.capabilities import Capabilities, Capability
-from podium.sfu import adapter
+from podium.rtc import peer_connection
 from podium.sfu.call import SfuCall
+from podium.sfu.receive import tap_receiver
 from podium.sfu.rtcp import Pli, Remb, Rtcp
 from podium.sfu.rtp import RtpHeaderView
+from podium.sfu.send import RawSender
 from podium.sfu.sources import Source
 from podium.sfu.vp8 import is_vp8_keyframe
 from tests.sfu.test_sdp import AUDIO_LEVEL, MID, codecs, extensions
@@ -96,7 +98,7 @@ class Client:
     def __init__(self, call: SfuCall, user_id: str, *, tap: bool = False) -> None:
         self.call = call
         self.user_id = user_id
-        self.pc = adapter.peer_connection(loopback_only=True)
+        self.pc = peer_connection(loopback_only=True)
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.messages: list[dict[str, Any]] = []
         self.tracks: asyncio.Queue[MediaStreamTrack] = asyncio.Queue()
@@ -109,7 +111,7 @@ class Client:
             self.receivers[track.kind] = receiver
             if tap:
                 packets = self.packets[track.kind]
-                adapter.tap_receiver(
+                tap_receiver(
                     receiver, lambda data, _: packets.append((time.monotonic(), data)), decode=True
                 )
             self.tracks.put_nowait(track)
@@ -212,7 +214,7 @@ class MovingBar(VideoStreamTrack):
 def rtcp_observer(sender: Any) -> list[Rtcp]:
     """The RTCP feedback that reaches a client's own sender (its track keeps sending)."""
     feedback: list[Rtcp] = []
-    adapter.RawSender(sender, feedback.extend, remb=True)
+    RawSender(sender, feedback.extend, remb=True)
     return feedback
 
 
@@ -526,7 +528,7 @@ async def test_extensions_nacks_keyframe_requests_and_remb_cross_the_sfu(
         # A packet lost on the way to bob: bob's NACK is answered from the cache.
         camera = harness.call.router.forwarder("alice", Source.CAMERA)
         raw = None if camera is None else camera.sink("bob")
-        assert isinstance(raw, adapter.RawSender)
+        assert isinstance(raw, RawSender)
         lost: list[int] = []
         send = raw.send
 

@@ -56,7 +56,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from podium.client.errors import PodiumAPIError, PodiumError
-from podium.sfu.adapter import peer_connection
+from podium.rtc import peer_connection
 
 if TYPE_CHECKING:
     from podium.client.call import Call

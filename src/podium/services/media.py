@@ -48,8 +48,8 @@ from podium.services.grants import ROLE_CHANGED
 from podium.services.ice import client_ice_servers, sfu_ice_servers
 from podium.services.identity import Identity
 from podium.services.periodic import run_every
-from podium.sfu.adapter import check_hooks
 from podium.sfu.call import SfuCall
+from podium.sfu.hooks import check_hooks
 from podium.sfu.messages import Error, ErrorCode, StopReason
 from podium.sfu.session import SignallingLimits
 from podium.sfu.sources import sources_for_mute

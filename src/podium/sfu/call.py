@@ -52,21 +52,21 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from podium.core.capabilities import Capability
-from podium.sfu.adapter import (
-    IdleTrack,
-    RawSender,
+from podium.rtc import peer_connection
+from podium.sfu.forwarder import Router
+from podium.sfu.messages import Error, ErrorCode, StopReason, Track
+from podium.sfu.negotiation import (
     adopt_answer,
     negotiated_codecs,
-    peer_connection,
+    primary_codec,
     renumbered,
-    send_pli,
-    tap_receiver,
+    sink_params,
 )
-from podium.sfu.forwarder import Router, SinkParams
-from podium.sfu.messages import Error, ErrorCode, StopReason, Track
+from podium.sfu.receive import install_media_demux, send_pli, tap_receiver
 from podium.sfu.rtcp import Fir, Nack, Pli, Rtcp
 from podium.sfu.rtp import unwrap_rtx
 from podium.sfu.sdp import Numbering
+from podium.sfu.send import IdleTrack, RawSender
 from podium.sfu.session import (
     DEFAULT_LIMITS,
     Action,
@@ -99,13 +99,6 @@ _FORWARDER_COUNTERS = (
     "bytes_forwarded",
     "dropped_at_gate",
     "dropped_malformed",
-)
-_STREAM_NAMING_EXTENSIONS = frozenset(
-    {
-        "urn:ietf:params:rtp-hdrext:sdes:mid",
-        "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
-        "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
-    }
 )
 
 
@@ -164,6 +157,7 @@ class SfuCall:
         limits: SignallingLimits = DEFAULT_LIMITS,
         send: SendMessage,
     ) -> None:
+        install_media_demux()
         self.call_cid = call_cid
         self._limits = limits
         self.router = Router()
@@ -402,7 +396,7 @@ class SfuCall:
                 self.dropped_unpublished += 1
                 return
             if not codecs:
-                primary = _primary_codec(receiver)[0]
+                primary = primary_codec(receiver)[0]
                 rtx = negotiated_codecs(receiver).rtx_payload_types()
                 codecs.append((primary, frozenset(p for p, apt in rtx.items() if apt == primary)))
             primary, rtx_types = codecs[0]
@@ -526,7 +520,7 @@ class SfuCall:
                 if slot.track != track or inbound is None:
                     return
                 try:
-                    params = _sink_params(inbound.receiver, slot.raw)
+                    params = sink_params(inbound.receiver, slot.raw.sender, slot.raw.ssrc)
                     break
                 except LookupError:
                     if time.monotonic() > deadline:
@@ -587,33 +581,3 @@ class SfuCall:
         tracks = tuple(self._tracks.values())
         for user_id in list(self._participants):
             await self._input(user_id, lambda s: s.tracks_changed(tracks))
-
-
-def _primary_codec(receiver: RTCRtpReceiver) -> tuple[int, str, int]:
-    """The payload type, MIME type and clock rate the publisher sends on (not RTX)."""
-    for codec in negotiated_codecs(receiver).codecs:
-        if not codec.mimeType.lower().endswith("/rtx") and codec.payloadType is not None:
-            return codec.payloadType, codec.mimeType, codec.clockRate
-    raise LookupError("no media codec negotiated")
-
-
-def _sink_params(receiver: RTCRtpReceiver, raw: RawSender) -> SinkParams:
-    """How to rewrite the publisher's packets for this slot.
-
-    Extensions naming the publisher's m-line or stream (mid, rid) would be
-    wrong for the subscriber, whose stack may route by them: they are dropped,
-    leaving the SSRC signalled in the subscriber's SDP to identify the stream.
-    """
-    _, mime, clock_rate = _primary_codec(receiver)
-    incoming = negotiated_codecs(receiver).header_extensions
-    outgoing = negotiated_codecs(raw.sender).header_extensions
-    return SinkParams(
-        ssrc=raw.ssrc,
-        payload_type=negotiated_codecs(raw.sender).payload_type(mime),
-        extension_ids={
-            i: outgoing[uri]
-            for uri, i in incoming.items()
-            if uri in outgoing and uri not in _STREAM_NAMING_EXTENSIONS
-        },
-        clock_rate=clock_rate,
-    )
