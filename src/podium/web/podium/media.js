@@ -57,7 +57,8 @@ export const SOURCE_CAPABILITY = Object.freeze(
 /**
  * What the media session tells the call's handlers (`call.on("media.…")`).
  * @typedef {(
- *   | ({ type: "media.track_added" | "media.track_removed", call_cid: string } & RemoteTrack)
+ *   | ({ type: "media.track_added", call_cid: string } & RemoteTrack)
+ *   | ({ type: "media.track_removed", call_cid: string } & RemoteTrack)
  *   | { type: "media.source_stopped", call_cid: string, source: Source, reason: string, track: MediaStreamTrack | null }
  *   | { type: "media.source_resumed", call_cid: string, source: Source }
  *   | { type: "media.closed", call_cid: string, reason: string }
