@@ -7,14 +7,16 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import aioice.ice
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from podium.rtc import peer_connection
+from podium.sfu.call import SfuCall
 from podium.sfu.negotiation import negotiated_codecs
-from podium.sfu.receive import decoder_running, drive, tap_receiver
+from podium.sfu.receive import decoder_running, drive, install_media_demux, tap_receiver
 from podium.sfu.rtp import RtpHeaderView
 
 T = TypeVar("T")
@@ -161,6 +163,15 @@ async def test_a_handler_that_waits_keeps_packets_in_order() -> None:
         assert tapped_numbers[: len(handled)] == handled
     finally:
         await close_all(publisher, sfu)
+
+
+def test_the_sfu_installs_the_media_demux_once() -> None:
+    """The one process-wide patch: applied by `SfuCall` (never by `podium.rtc`), only once."""
+    SfuCall("default:demux", send=lambda user_id, message: None)
+    demux = aioice.ice.StunProtocol.datagram_received
+    assert getattr(demux, "_podium_media_demux", False)
+    install_media_demux()
+    assert aioice.ice.StunProtocol.datagram_received is demux
 
 
 async def test_drive_runs_a_coroutine_to_its_end_or_hands_it_over() -> None:

@@ -1,6 +1,6 @@
 """Forwarding one publisher's source to its subscribers, with no I/O.
 
-The adapter hands every decrypted RTP packet of a published source to its
+The receive path hands every decrypted RTP packet of a published source to its
 `Forwarder`; the forwarder copies it once per subscriber, straight into that
 subscriber's `Sink` buffer (the memory SRTP then protects in place), rewrites
 the copy's header there for the subscriber's negotiated stream and has the

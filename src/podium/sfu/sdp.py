@@ -13,7 +13,7 @@ with `renumber` before applying it.
 Codecs are told apart as Chromium and aiortc tell them apart: encoding name
 and clock rate, the profile for H.264 (with the packetization mode), VP9 and
 AV1, and, for RTX, the codec it retransmits (its `apt`). Pure text functions:
-the adapter makes aiortc's own state agree with the rewritten SDP.
+`podium.sfu.negotiation` makes aiortc's own state agree with the rewritten SDP.
 """
 
 from __future__ import annotations
