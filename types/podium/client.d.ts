@@ -36,7 +36,7 @@ export class Client {
      * @param {DevTokenOptions} options
      * @returns {Promise<string>}
      */
-    static devToken({ userId, name, role, baseUrl, fetch }?: DevTokenOptions): Promise<string>;
+    static devToken(options: DevTokenOptions): Promise<string>;
     /**
      * `{ version, dev, media_loopback }`: what a page needs to know before it has a token.
      * @param {string | URL} [baseUrl]
@@ -45,7 +45,7 @@ export class Client {
      */
     static serverInfo(baseUrl?: string | URL, fetch?: typeof globalThis.fetch): Promise<ServerInfo>;
     /** @param {ClientOptions} options */
-    constructor({ token, baseUrl, fetch, WebSocket, loopbackOnly, timeoutMs }?: ClientOptions);
+    constructor(options: ClientOptions);
     token: string;
     baseUrl: string;
     /** Offer the SFU only 127.0.0.1 candidates (tests and one-machine demos). */

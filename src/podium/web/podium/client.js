@@ -58,7 +58,8 @@ export function tokenClaims(token) {
 /** The page's connection to a Podium server: its token, HTTP calls and one WebSocket. */
 export class Client {
   /** @param {ClientOptions} options */
-  constructor({ token, baseUrl, fetch, WebSocket, loopbackOnly = false, timeoutMs } = /** @type {ClientOptions} */ ({})) {
+  constructor(options) {
+    const { token, baseUrl, fetch, WebSocket, loopbackOnly = false, timeoutMs } = options ?? {};
     if (typeof token !== "string" || !token) throw new TypeError("a Client needs a token");
     this.token = token;
     this.baseUrl = origin(baseUrl);
@@ -230,7 +231,8 @@ export class Client {
    * @param {DevTokenOptions} options
    * @returns {Promise<string>}
    */
-  static async devToken({ userId, name, role, baseUrl, fetch } = /** @type {DevTokenOptions} */ ({})) {
+  static async devToken(options) {
+    const { userId, name, role, baseUrl, fetch } = options ?? {};
     /** @type {{ user_id: string, name?: string, role?: string }} */
     const body = { user_id: checkId(userId, "user id") };
     if (name) body.name = name;
