@@ -101,7 +101,6 @@ export function checkSource(source) {
   return /** @type {Source} */ (source);
 }
 
-
 /**
  * One call's RTCPeerConnection with the SFU. The client offers three sendrecv
  * m-lines (audio, video, video: microphone, camera, screen), which the SFU
