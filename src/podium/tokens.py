@@ -8,7 +8,6 @@ token instead, so they can be revoked too (by the token itself).
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -17,10 +16,10 @@ from typing import Any
 import jwt
 
 from podium.core.errors import InvalidToken, TokenExpired
+from podium.protocol.ids import ID_PATTERN
 from podium.services.identity import Identity
 
 ALGORITHM = "HS256"
-USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_CLAIM_LENGTH = 256
 #: A `jti` longer than this is not ours: the token is named by its hash instead.
 MAX_JTI_LENGTH = 128
@@ -41,7 +40,7 @@ def mint_user_token(
     image: str | None = None,
     ttl_s: int = DEFAULT_USER_TTL_S,
 ) -> str:
-    if not USER_ID_PATTERN.fullmatch(user_id):
+    if not ID_PATTERN.fullmatch(user_id):
         raise ValueError("user id must be 1-64 chars of [A-Za-z0-9_-]")
     claims: dict[str, Any] = {"sub": user_id, "iat": int(time.time()), "jti": _new_jti()}
     claims["exp"] = claims["iat"] + ttl_s
@@ -113,7 +112,7 @@ def verify(secret: str, token: str) -> Identity:
             sub if isinstance(sub, str) else None, token_id=tid, expires_at=expires_at
         )
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not USER_ID_PATTERN.fullmatch(sub):
+    if not isinstance(sub, str) or not ID_PATTERN.fullmatch(sub):
         raise InvalidToken("token subject must be a user id of 1-64 chars of [A-Za-z0-9_-]")
     optional: dict[str, str | None] = {}
     for key in ("name", "image", "role"):

@@ -23,9 +23,10 @@ from podium.api.schemas import (
 )
 from podium.core.call_types import CallType
 from podium.core.requests import RequestState, Resolution
+from podium.protocol.ids import ID_REGEX, call_cid
 from podium.services.calls import MemberChange
 from podium.services.revocations import revocation_by_id, revocation_of
-from podium.store.records import RevokedToken, call_cid
+from podium.store.records import RevokedToken
 
 router = APIRouter(prefix="/v1")
 JSON = dict[str, Any]
@@ -52,7 +53,7 @@ async def put_call_type(type: CallTypePath, body: CallTypeIn, svc: Svc, who: Cal
 async def list_calls(
     svc: Svc,
     who: Caller,
-    type: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None,
+    type: Annotated[str | None, Query(pattern=ID_REGEX)] = None,
     live: bool | None = None,
 ) -> JSON:
     """Calls the caller is a member of, plus live calls it may read."""

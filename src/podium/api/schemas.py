@@ -9,16 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from podium.core.capabilities import Capability
 from podium.core.json_values import MAX_CUSTOM_BYTES, encoded_size
-from podium.services.moderation import MediaKind
+from podium.protocol.ids import ID_REGEX
+from podium.protocol.media import MuteKind
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 ROLE_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
-Id = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=64)]
+Id = Annotated[str, Field(pattern=ID_REGEX, min_length=1, max_length=64)]
 Role = Annotated[str, Field(pattern=ROLE_PATTERN, min_length=1, max_length=32)]
-CallTypePath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=64)]
-CallIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=64)]
-RequestIdPath = Annotated[str, Path(pattern=ID_PATTERN, min_length=1, max_length=64)]
+CallTypePath = Annotated[str, Path(pattern=ID_REGEX, min_length=1, max_length=64)]
+CallIdPath = Annotated[str, Path(pattern=ID_REGEX, min_length=1, max_length=64)]
+RequestIdPath = Annotated[str, Path(pattern=ID_REGEX, min_length=1, max_length=64)]
 Capabilities = Annotated[list[Capability], Field(max_length=len(Capability) * 2)]
 
 
@@ -71,17 +71,17 @@ class MuteIn(Body):
     video: bool = False
     screenshare: bool = False
 
-    def kinds(self) -> list[MediaKind]:
+    def kinds(self) -> list[MuteKind]:
         chosen = [
             kind
             for kind, on in (
-                (MediaKind.AUDIO, self.audio),
-                (MediaKind.VIDEO, self.video),
-                (MediaKind.SCREENSHARE, self.screenshare),
+                (MuteKind.AUDIO, self.audio),
+                (MuteKind.VIDEO, self.video),
+                (MuteKind.SCREENSHARE, self.screenshare),
             )
             if on
         ]
-        return chosen or list(MediaKind)
+        return chosen or list(MuteKind)
 
 
 class UserIn(Body):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from typing import Any
@@ -28,6 +27,7 @@ from podium.api.deps import Services
 from podium.core.errors import PodiumError, RateLimited, TooManyConnections, ValidationFailed
 from podium.core.json_values import decode_strict, json_problem
 from podium.core.rates import TokenBucket
+from podium.protocol.ids import is_call_cid
 from podium.services import metrics
 from podium.services.delivery import EventHub, encode
 from podium.services.identity import Identity
@@ -43,7 +43,6 @@ MAX_AUTH_FRAME_CHARS = 8 * 1024
 CLOSE_UNSUPPORTED = 1003
 CLOSE_POLICY = 1008
 CLOSE_TOO_MANY = 4029
-CID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}:[A-Za-z0-9_-]{1,64}$")
 
 
 class WsConnection:
@@ -139,7 +138,7 @@ async def _handle(conn: WsConnection, hub: EventHub, message: Any) -> None:
     if kind not in ("watch", "unwatch"):
         raise ValidationFailed(f"unknown message type {kind!r}", {"type": kind})
     cid = message.get("call_cid")
-    if not isinstance(cid, str) or not CID_PATTERN.fullmatch(cid):
+    if not is_call_cid(cid):
         raise ValidationFailed("call_cid must be '{type}:{id}'", {"call_cid": str(cid)[:140]})
     if kind == "unwatch":
         hub.unwatch(conn, cid)

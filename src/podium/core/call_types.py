@@ -6,7 +6,6 @@ API may replace them (`PUT /v1/call-types/{type}`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -21,12 +20,11 @@ from podium.core.capabilities import (
     sorted_names,
 )
 from podium.core.errors import ValidationFailed
+from podium.protocol.ids import ID_PATTERN
 
 DEFAULT_REQUEST_TTL_S: Final = 300
 DEFAULT_REQUEST_COOLDOWN_S: Final = 30
 MAX_TTL_S: Final = 7 * 24 * 3600
-
-NAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 _EVERY_ROLE: Capabilities = frozenset({Capability.READ_CALL, Capability.CREATE_CALL})
 
@@ -68,7 +66,7 @@ class CallType:
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> CallType:
         """Build a call type from its wire form, validating every field."""
         # fullmatch, not match: `$` also matches before a trailing newline.
-        if not NAME_PATTERN.fullmatch(name):
+        if not ID_PATTERN.fullmatch(name):
             raise ValidationFailed("call type name must be 1-64 chars of [A-Za-z0-9_-]")
         raw_grants = data.get("grants", {})
         if not isinstance(raw_grants, Mapping):

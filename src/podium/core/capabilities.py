@@ -1,37 +1,29 @@
-"""Capabilities: the unit of permission; wire names are exactly the enum values."""
+"""Capabilities as the core uses them: sets, parsing wire names, stable output.
+
+The names themselves are `podium.protocol.capabilities`, shared with the SDK.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import StrEnum
 
 from podium.core.errors import ValidationFailed
+from podium.protocol.capabilities import CAPABILITY_NAMES, MEDIA_CAPABILITIES, Capability
 
-
-class Capability(StrEnum):
-    READ_CALL = "read-call"
-    CREATE_CALL = "create-call"
-    JOIN_CALL = "join-call"
-    JOIN_BACKSTAGE = "join-backstage"
-    SEND_AUDIO = "send-audio"
-    SEND_VIDEO = "send-video"
-    SCREENSHARE = "screenshare"
-    UPDATE_CALL_PERMISSIONS = "update-call-permissions"
-    UPDATE_CALL_MEMBER = "update-call-member"
-    MUTE_USERS = "mute-users"
-    GO_LIVE = "go-live"
-    UPDATE_CALL = "update-call"
-    END_CALL = "end-call"
-    BLOCK_USERS = "block-users"
+__all__ = [
+    "ALL_CAPABILITIES",
+    "CAPABILITY_NAMES",
+    "MEDIA_CAPABILITIES",
+    "Capabilities",
+    "Capability",
+    "parse_capabilities",
+    "sorted_names",
+]
 
 
 Capabilities = frozenset[Capability]
 
 ALL_CAPABILITIES: Capabilities = frozenset(Capability)
-MEDIA_CAPABILITIES: Capabilities = frozenset(
-    {Capability.SEND_AUDIO, Capability.SEND_VIDEO, Capability.SCREENSHARE}
-)
-CAPABILITY_NAMES: tuple[str, ...] = tuple(c.value for c in Capability)
 
 
 def parse_capabilities(names: Iterable[str]) -> Capabilities:

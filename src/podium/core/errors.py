@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from podium.protocol.errors import ErrorCode
+
 
 class PodiumError(Exception):
-    code: ClassVar[str] = "error"
+    code: ClassVar[str] = ErrorCode.BAD_REQUEST
     status: ClassVar[int] = 400
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
@@ -20,91 +22,91 @@ class PodiumError(Exception):
 
 
 class InvalidToken(PodiumError):
-    code = "invalid_token"
+    code = ErrorCode.INVALID_TOKEN
     status = 401
 
 
 class TokenExpired(PodiumError):
-    code = "token_expired"
+    code = ErrorCode.TOKEN_EXPIRED
     status = 401
 
 
 class PermissionDenied(PodiumError):
-    code = "permission_denied"
+    code = ErrorCode.PERMISSION_DENIED
     status = 403
 
 
 class NotRequestable(PodiumError):
-    code = "not_requestable"
+    code = ErrorCode.NOT_REQUESTABLE
     status = 403
 
 
 class CallNotFound(PodiumError):
-    code = "call_not_found"
+    code = ErrorCode.CALL_NOT_FOUND
     status = 404
 
 
 class CallTypeNotFound(PodiumError):
-    code = "call_type_not_found"
+    code = ErrorCode.CALL_TYPE_NOT_FOUND
     status = 404
 
 
 class RequestNotFound(PodiumError):
-    code = "request_not_found"
+    code = ErrorCode.REQUEST_NOT_FOUND
     status = 404
 
 
 class RequestAlreadyResolved(PodiumError):
-    code = "request_already_resolved"
+    code = ErrorCode.REQUEST_ALREADY_RESOLVED
     status = 409
 
 
 class CapabilityHeld(PodiumError):
-    code = "capability_held"
+    code = ErrorCode.CAPABILITY_HELD
     status = 409
 
 
 class CallEnded(PodiumError):
-    code = "call_ended"
+    code = ErrorCode.CALL_ENDED
     status = 409
 
 
 class ValidationFailed(PodiumError):
-    code = "validation_error"
+    code = ErrorCode.VALIDATION_ERROR
     status = 422
 
 
 class RequestCooldown(PodiumError):
-    code = "request_cooldown"
+    code = ErrorCode.REQUEST_COOLDOWN
     status = 429
 
 
 class TokenRevoked(PodiumError):
-    code = "token_revoked"
+    code = ErrorCode.TOKEN_REVOKED
     status = 401
 
 
 class UserBlocked(PodiumError):
     """The user an action targets is blocked in the call: nothing may be granted to them."""
 
-    code = "user_blocked"
+    code = ErrorCode.USER_BLOCKED
     status = 409
 
 
 class RateLimited(PodiumError):
     """Too many actions of one kind in a window; `details.retry_after_s` says when to retry."""
 
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
     status = 429
 
 
 class ServiceUnavailable(PodiumError):
     """A backing service (the database) is unreachable for now; retry after `retry_after_s`."""
 
-    code = "service_unavailable"
+    code = ErrorCode.SERVICE_UNAVAILABLE
     status = 503
 
 
 class TooManyConnections(PodiumError):
-    code = "too_many_connections"
+    code = ErrorCode.TOO_MANY_CONNECTIONS
     status = 429

@@ -14,12 +14,14 @@ from podium.core.errors import CallTypeNotFound, PermissionDenied, RateLimited
 from podium.core.policy import CallPhase, initial_phase, own_capabilities
 from podium.core.rates import retry_after_s
 from podium.core.requests import RequestState
+from podium.protocol.events import EventType
+from podium.protocol.ids import call_cid
 from podium.services.context import Changes, Runtime, load_call, writing
 from podium.services.grants import after_capability_change, end_pending_requests
 from podium.services.identity import Identity
 from podium.services.views import call_view, member_view, participant_view, state_view
 from podium.store.base import Transaction
-from podium.store.records import CallRecord, MemberRecord, ParticipantRecord, call_cid
+from podium.store.records import CallRecord, MemberRecord, ParticipantRecord
 
 #: The window of `Limits.calls_per_hour`.
 CREATION_WINDOW = timedelta(hours=1)
@@ -104,7 +106,7 @@ class CallsService:
                 await tx.upsert_member(
                     MemberRecord(cid, user_id, role, frozenset(), frozenset(), now, now)
                 )
-            changes.emit("call.created", {"call": call_view(call)}, Audience.watchers())
+            changes.emit(EventType.CREATED, {"call": call_view(call)}, Audience.watchers())
             return await self._state_after(changes, identity), True
 
     async def _limit_creation(self, tx: Transaction, user_id: str, now: datetime) -> None:
@@ -159,7 +161,7 @@ class CallsService:
                 )
                 await tx.upsert_participant(participant)
                 changes.emit(
-                    "call.participant_joined",
+                    EventType.PARTICIPANT_JOINED,
                     {"participant": participant_view(participant)},
                     Audience.watchers(),
                 )
@@ -178,7 +180,7 @@ class CallsService:
             if participant is not None:
                 await tx.delete_participant(cid, identity.user_id)
                 changes.emit(
-                    "call.participant_left",
+                    EventType.PARTICIPANT_LEFT,
                     {"participant": participant_view(participant)},
                     Audience.watchers(),
                 )
@@ -196,7 +198,7 @@ class CallsService:
                 await tx.update_call(cid, phase=target, updated_at=changes.now)
                 ctx = await load_call(tx, cid)
                 changes.emit(
-                    "call.live_started" if live else "call.live_stopped",
+                    EventType.LIVE_STARTED if live else EventType.LIVE_STOPPED,
                     {"call": call_view(ctx.call)},
                     Audience.watchers(),
                     refresh=True,
@@ -217,7 +219,7 @@ class CallsService:
             )
             ctx = await load_call(tx, cid)
             changes.emit(
-                "call.ended", {"call": call_view(ctx.call)}, Audience.watchers(), refresh=True
+                EventType.ENDED, {"call": call_view(ctx.call)}, Audience.watchers(), refresh=True
             )
             return await self._state_after(changes, identity)
 
@@ -244,7 +246,7 @@ class CallsService:
                     continue
                 await tx.upsert_member(member)
                 changes.emit(
-                    "call.member_updated" if before else "call.member_added",
+                    EventType.MEMBER_UPDATED if before else EventType.MEMBER_ADDED,
                     {"members": [member_view(member)]},
                     Audience.watchers(),
                     refresh=True,
@@ -257,7 +259,7 @@ class CallsService:
                 if before is None or not await tx.delete_member(cid, user_id):
                     continue
                 changes.emit(
-                    "call.member_removed",
+                    EventType.MEMBER_REMOVED,
                     {"user_ids": [user_id]},
                     Audience.watchers(),
                     refresh=True,

@@ -41,6 +41,7 @@ from podium.core.capabilities import (
 from podium.core.errors import PermissionDenied
 from podium.core.json_values import sanitized
 from podium.core.policy import CallAccess, CallPhase, MemberGrants
+from podium.protocol.events import EventType
 from podium.services import metrics
 from podium.services.context import load_call
 from podium.services.identity import Identity
@@ -297,9 +298,9 @@ class EventHub:
         assert access is not None
         payload = event.payload
         kind = event.type
-        if kind == "call.permissions_updated":
+        if kind == EventType.PERMISSIONS_UPDATED:
             return  # the member event that follows carries the change
-        if kind in ("call.member_added", "call.member_updated"):
+        if kind in (EventType.MEMBER_ADDED, EventType.MEMBER_UPDATED):
             members = dict(access.members)
             for m in payload["members"]:
                 members[m["user_id"]] = MemberGrants(
@@ -307,21 +308,21 @@ class EventHub:
                 )
             feed.access = replace(access, members=members)
             self._forget(feed, [m["user_id"] for m in payload["members"]])
-        elif kind == "call.member_removed":
+        elif kind == EventType.MEMBER_REMOVED:
             gone = set(payload["user_ids"])
             members = {u: g for u, g in access.members.items() if u not in gone}
             feed.access = replace(access, members=members)
             self._forget(feed, gone)
-        elif kind in ("call.blocked_user", "call.unblocked_user"):
+        elif kind in (EventType.BLOCKED_USER, EventType.UNBLOCKED_USER):
             user_id = payload["user_id"]
             blocked = (
                 access.blocked | {user_id}
-                if kind == "call.blocked_user"
+                if kind == EventType.BLOCKED_USER
                 else access.blocked - {user_id}
             )
             feed.access = replace(access, blocked=blocked)
             self._forget(feed, [user_id])
-        elif kind in ("call.live_started", "call.live_stopped", "call.ended"):
+        elif kind in (EventType.LIVE_STARTED, EventType.LIVE_STOPPED, EventType.ENDED):
             feed.access = replace(access, phase=CallPhase(payload["call"]["phase"]))
             feed.held.clear()
         else:
@@ -344,7 +345,7 @@ class EventHub:
                     if feed.cursors[conn] >= event.seq:
                         continue
                     feed.cursors[conn] = event.seq
-                if event.type == "call.permissions_updated" and (
+                if event.type == EventType.PERMISSIONS_UPDATED and (
                     conn.identity.server or conn.identity.role is not None
                 ):
                     conn.send(await self._personal(event, conn.identity))

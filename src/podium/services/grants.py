@@ -16,16 +16,12 @@ from podium.core.requests import (
     resolve,
     satisfied_requests,
 )
+from podium.protocol.events import EventType, PermissionsReason
 from podium.services.context import CallContext, Changes
 from podium.store.records import MemberRecord
 
 MODERATORS = Capability.UPDATE_CALL_PERMISSIONS
 EXPIRED_REASON = "expired"
-#: `reason` values of `call.permissions_updated`.
-PERMISSIONS_CHANGED = "permissions_changed"
-ROLE_CHANGED = "role_changed"
-BLOCKED = "blocked"
-UNBLOCKED = "unblocked"
 
 
 async def after_capability_change(
@@ -45,14 +41,19 @@ async def after_capability_change(
     await settle_satisfied(changes, ctx, user_id, new, by=by)
     role_changed = (before.role if before else None) != (after.role if after else None)
     notify_capabilities(
-        changes, user_id, new, reason=ROLE_CHANGED if role_changed else PERMISSIONS_CHANGED
+        changes,
+        user_id,
+        new,
+        reason=PermissionsReason.ROLE_CHANGED
+        if role_changed
+        else PermissionsReason.PERMISSIONS_CHANGED,
     )
 
 
 def notify_capabilities(changes: Changes, user_id: str, caps: Capabilities, *, reason: str) -> None:
     """`reason` says what changed them, e.g. so the SFU can tell a client "role_changed"."""
     changes.emit(
-        "call.permissions_updated",
+        EventType.PERMISSIONS_UPDATED,
         {"user_id": user_id, "own_capabilities": sorted_names(caps), "reason": reason},
         Audience.users(user_id),
         refresh=True,
@@ -118,7 +119,7 @@ async def store_resolution(
 
 def announce_resolution(changes: Changes, resolved: PermissionRequest) -> None:
     changes.emit(
-        "call.permission_request_resolved",
+        EventType.PERMISSION_REQUEST_RESOLVED,
         {"request": resolved.to_dict()},
         Audience.holders(MODERATORS, resolved.user_id),
     )

@@ -41,10 +41,11 @@ from podium.bus.events import CallEvent
 from podium.config import IceServer
 from podium.core.capabilities import Capability
 from podium.core.errors import PermissionDenied, PodiumError, ValidationFailed
+from podium.protocol.events import EventType, LeftReason, PermissionsReason
+from podium.protocol.ids import is_call_cid
 from podium.services import metrics
 from podium.services.context import Runtime, load_call
 from podium.services.delivery import EventHub, encode, read_log
-from podium.services.grants import ROLE_CHANGED
 from podium.services.ice import client_ice_servers, sfu_ice_servers
 from podium.services.identity import Identity
 from podium.services.periodic import run_every
@@ -176,7 +177,7 @@ class MediaService:
         says the sender is a joined participant of a call that has not ended.
         """
         cid = message.get("call_cid")
-        if not isinstance(cid, str) or ":" not in cid:
+        if not is_call_cid(cid):
             raise ValidationFailed("sfu messages need call_cid '{type}:{id}'")
         user_id = identity.user_id
         media = self.calls.get(cid)
@@ -320,33 +321,33 @@ class MediaService:
         call = media.sfu
         payload = event.payload
         match event.type:
-            case "call.permissions_updated":
+            case EventType.PERMISSIONS_UPDATED:
                 user_id = payload.get("user_id")
                 if isinstance(user_id, str) and user_id in call.participants:
                     reason = (
                         StopReason.ROLE_CHANGED
-                        if payload.get("reason") == ROLE_CHANGED
+                        if payload.get("reason") == PermissionsReason.ROLE_CHANGED
                         else StopReason.REVOKED
                     )
                     await self._recheck(media, [user_id], reason)
-            case "call.live_started" | "call.live_stopped":
+            case EventType.LIVE_STARTED | EventType.LIVE_STOPPED:
                 await self._recheck(media, sorted(call.participants), StopReason.REVOKED)
-            case "call.user_muted":
+            case EventType.USER_MUTED:
                 user_id = payload.get("user_id")
                 if user_id in call.participants:
                     await call.muted(user_id, sources_for_mute(payload.get("kinds", ())))
-            case "call.blocked_user":
+            case EventType.BLOCKED_USER:
                 user_id = payload.get("user_id")
                 if user_id in call.participants:
                     await call.capabilities_changed(user_id, frozenset(), StopReason.BLOCKED)
                     await call.leave(user_id)
-            case "call.participant_left":
+            case EventType.PARTICIPANT_LEFT:
                 user_id = (payload.get("participant") or {}).get("user_id")
                 if user_id in call.participants:
-                    if payload.get("reason") == "blocked":
+                    if payload.get("reason") == LeftReason.BLOCKED:
                         await call.capabilities_changed(user_id, frozenset(), StopReason.BLOCKED)
                     await call.leave(user_id)
-            case "call.ended":
+            case EventType.ENDED:
                 if self.calls.get(media.cid) is media:
                     del self.calls[media.cid]
                     self._retire(call)

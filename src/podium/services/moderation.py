@@ -6,14 +6,12 @@ requests and leaves them with no capability until unblocked.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from podium.bus.events import Audience
 from podium.core.capabilities import Capability
+from podium.protocol.events import EventType, LeftReason, PermissionsReason
+from podium.protocol.media import MuteKind
 from podium.services.context import Runtime, load_call, writing
 from podium.services.grants import (
-    BLOCKED,
-    UNBLOCKED,
     end_pending_requests,
     notify_capabilities,
 )
@@ -22,18 +20,12 @@ from podium.services.views import participant_view
 from podium.store.records import BlockRecord
 
 
-class MediaKind(StrEnum):
-    AUDIO = "audio"
-    VIDEO = "video"
-    SCREENSHARE = "screenshare"
-
-
 class ModerationService:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
     async def mute(
-        self, identity: Identity, cid: str, user_ids: list[str], kinds: list[MediaKind]
+        self, identity: Identity, cid: str, user_ids: list[str], kinds: list[MuteKind]
     ) -> None:
         """Tell everyone (and, through them, the media server) to mute these sources."""
         async with writing(self.rt, cid) as changes:
@@ -42,7 +34,7 @@ class ModerationService:
             await ctx.require(changes.tx, identity, Capability.MUTE_USERS)
             for user_id in dict.fromkeys(user_ids):
                 changes.emit(
-                    "call.user_muted",
+                    EventType.USER_MUTED,
                     {
                         "user_id": user_id,
                         "kinds": [k.value for k in kinds],
@@ -63,18 +55,18 @@ class ModerationService:
             if participant is not None:
                 await tx.delete_participant(cid, user_id)
                 changes.emit(
-                    "call.participant_left",
-                    {"participant": participant_view(participant), "reason": "blocked"},
+                    EventType.PARTICIPANT_LEFT,
+                    {"participant": participant_view(participant), "reason": LeftReason.BLOCKED},
                     Audience.watchers(),
                 )
             await tx.insert_block(BlockRecord(cid, user_id, identity.user_id, changes.now))
             changes.emit(
-                "call.blocked_user",
+                EventType.BLOCKED_USER,
                 {"user_id": user_id, "by": identity.user_id},
                 Audience.watchers(),
                 refresh=True,
             )
-            notify_capabilities(changes, user_id, frozenset(), reason=BLOCKED)
+            notify_capabilities(changes, user_id, frozenset(), reason=PermissionsReason.BLOCKED)
 
     async def unblock(self, identity: Identity, cid: str, user_id: str) -> None:
         async with writing(self.rt, cid) as changes:
@@ -84,11 +76,11 @@ class ModerationService:
             if not await tx.delete_block(cid, user_id):
                 return
             changes.emit(
-                "call.unblocked_user",
+                EventType.UNBLOCKED_USER,
                 {"user_id": user_id, "by": identity.user_id},
                 Audience.watchers(),
                 refresh=True,
             )
             member = await tx.get_member(cid, user_id)
             caps = await ctx.user_capabilities(tx, user_id, member=member)
-            notify_capabilities(changes, user_id, caps, reason=UNBLOCKED)
+            notify_capabilities(changes, user_id, caps, reason=PermissionsReason.UNBLOCKED)

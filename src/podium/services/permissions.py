@@ -26,6 +26,7 @@ from podium.core.requests import (
     decide_request,
     is_expired,
 )
+from podium.protocol.events import EventType
 from podium.services.context import (
     CallContext,
     Changes,
@@ -100,7 +101,7 @@ class PermissionsService:
             )
             await tx.insert_request(request)
             changes.emit(
-                "call.permission_request",
+                EventType.PERMISSION_REQUEST,
                 {"request": request.to_dict(), "user": identity.public()},
                 Audience.holders(MODERATORS),
             )
@@ -277,7 +278,7 @@ class PermissionsService:
         await tx.upsert_member(after)
         await after_capability_change(changes, ctx, user_id, before, after, by=by)
         changes.emit(
-            "call.member_updated" if before else "call.member_added",
+            EventType.MEMBER_UPDATED if before else EventType.MEMBER_ADDED,
             {"members": [member_view(after)]},
             Audience.watchers(),
             refresh=True,

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from podium.bus.events import Audience
+from podium.protocol.events import EventType, LeftReason
 from podium.services.context import Runtime, writing
 from podium.services.delivery import EventHub
 from podium.services.periodic import run_every
 from podium.services.views import participant_view
 
 #: `reason` of the `call.participant_left` a sweep emits.
-DISCONNECTED = "disconnected"
 Key = tuple[str, str]
 
 
@@ -90,8 +90,11 @@ class PresenceService:
                     continue
                 await changes.tx.delete_participant(cid, participant.user_id)
                 changes.emit(
-                    "call.participant_left",
-                    {"participant": participant_view(participant), "reason": DISCONNECTED},
+                    EventType.PARTICIPANT_LEFT,
+                    {
+                        "participant": participant_view(participant),
+                        "reason": LeftReason.DISCONNECTED,
+                    },
                     Audience.watchers(),
                 )
                 left += 1

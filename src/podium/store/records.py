@@ -10,10 +10,6 @@ from podium.core.capabilities import Capabilities
 from podium.core.policy import CallPhase, MemberGrants
 
 
-def call_cid(call_type: str, call_id: str) -> str:
-    return f"{call_type}:{call_id}"
-
-
 @dataclass(frozen=True)
 class CallRecord:
     cid: str
