@@ -56,6 +56,8 @@ from podium.client import (
     PodiumError,
     PublishDeniedError,
 )
+from podium.protocol.events import EventType
+from podium.protocol.ids import parse_call_cid
 
 #: The source each publishing capability lets the bot send.
 SOURCE_OF: Final = {"send-audio": "microphone", "send-video": "camera", "screenshare": "screen"}
@@ -174,10 +176,10 @@ def _one_line(exc: BaseException) -> str:
 
 def parse_call(value: str) -> tuple[str, str]:
     """`TYPE:ID` → `(type, id)`."""
-    call_type, sep, call_id = value.partition(":")
-    if not sep or not call_type or not call_id:
-        raise ValueError(f"--call must be TYPE:ID, got {value!r}")
-    return call_type, call_id
+    try:
+        return parse_call_cid(value)
+    except ValueError:
+        raise ValueError(f"--call must be TYPE:ID, got {value!r}") from None
 
 
 def file_kinds(path: Path) -> frozenset[str]:
@@ -361,12 +363,12 @@ class Bot:
 
     async def _live(self, call: Call) -> None:
         for kind in (
-            "call.permissions_updated",
-            "call.permission_request_resolved",
+            EventType.PERMISSIONS_UPDATED,
+            EventType.PERMISSION_REQUEST_RESOLVED,
             "media.source_stopped",
             "media.source_resumed",
             "media.closed",
-            "call.ended",
+            EventType.ENDED,
         ):
             call.on(kind, self._on_event)
         self.doing = f"opening media in {call.cid}"
@@ -450,7 +452,7 @@ class Bot:
             self.status("stopped by host", f"{event['source']} ({event['reason']})")
         elif kind == "media.source_resumed" and self.halted.pop(event["source"], None):
             self.status("resumed", event["source"])
-        elif kind == "call.permission_request_resolved":
+        elif kind == EventType.PERMISSION_REQUEST_RESOLVED:
             request = event.get("request") or {}
             if request.get("state") in ("rejected", "expired"):
                 reason = request.get("reason")
@@ -460,7 +462,7 @@ class Bot:
         elif kind == "media.closed" and event.get("reason") != "left":
             self.status("media closed", str(event.get("reason")))
             self.stop.set()
-        elif kind == "call.ended":
+        elif kind == EventType.ENDED:
             self.status("call ended")
             self.stop.set()
         self._wake.set()

@@ -10,14 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podium.core.capabilities import Capability
+from podium.protocol.errors import SfuErrorCode
+from podium.protocol.events import DenyReason, StopReason
 from podium.sfu.messages import (
     ALL,
     Answer,
     Candidate,
     ClientMessage,
-    DenyReason,
     Error,
-    ErrorCode,
     Leave,
     Offer,
     Publish,
@@ -25,7 +25,6 @@ from podium.sfu.messages import (
     PublishOk,
     ServerMessage,
     SourceResumed,
-    StopReason,
     StopSource,
     Subscribe,
     Track,
@@ -183,7 +182,7 @@ def test_bad_client_messages_are_clear_value_errors(wire: object, fragment: str)
             },
         ),
         (
-            Error(ErrorCode.OFFER_REQUIRED, "send sfu.offer first"),
+            Error(SfuErrorCode.OFFER_REQUIRED, "send sfu.offer first"),
             {"type": "sfu.error", "code": "offer_required", "message": "send sfu.offer first"},
         ),
     ],
@@ -203,7 +202,7 @@ def test_server_messages_to_wire(message: ServerMessage, wire: dict[str, Any]) -
         (StopReason, ["revoked", "muted", "blocked", "role_changed", "call_ended", "left"]),
         (DenyReason, ["not_granted", "revoked", "role_changed"]),
         (
-            ErrorCode,
+            SfuErrorCode,
             [
                 "invalid_message",
                 "offer_required",

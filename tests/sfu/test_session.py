@@ -17,21 +17,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podium.core.capabilities import Capabilities, Capability
+from podium.protocol.errors import SfuErrorCode
+from podium.protocol.events import DenyReason, StopReason
 from podium.sfu.messages import (
     ALL,
     Answer,
     Candidate,
     ClientMessage,
-    DenyReason,
     Error,
-    ErrorCode,
     Leave,
     Offer,
     Publish,
     PublishDenied,
     PublishOk,
     SourceResumed,
-    StopReason,
     StopSource,
     Subscribe,
     Track,
@@ -53,7 +52,7 @@ from podium.sfu.session import (
     SessionState,
     SourceState,
 )
-from podium.sfu.sources import MediaKind, Source
+from podium.sfu.sources import Source, TrackKind
 from tests.sfu import PROPERTY_SETTINGS
 
 ME = "me"
@@ -78,7 +77,7 @@ def stop(source: Source, reason: str) -> Send:
     return Send(StopSource(source, StopReason(reason)))
 
 
-def error(code: ErrorCode, message: str) -> Send:
+def error(code: SfuErrorCode, message: str) -> Send:
     return Send(Error(code, message))
 
 
@@ -208,7 +207,7 @@ def table(*cases: Case) -> pytest.MarkDecorator:
             new,
             [on.receive(message)],
             NEW,
-            [error(ErrorCode.OFFER_REQUIRED, f"send sfu.offer before {message.TYPE}")],
+            [error(SfuErrorCode.OFFER_REQUIRED, f"send sfu.offer before {message.TYPE}")],
         )
         for message in (Answer("a"), CAND, Publish(MIC), Unpublish(MIC), Subscribe(ALL))
     ),
@@ -218,7 +217,7 @@ def table(*cases: Case) -> pytest.MarkDecorator:
         answering,
         [on.receive(Offer("again"))],
         NEGOTIATING,
-        [error(ErrorCode.NEGOTIATION_IN_PROGRESS, "your offer is being answered")],
+        [error(SfuErrorCode.NEGOTIATION_IN_PROGRESS, "your offer is being answered")],
     ),
     Case(
         "answering+local description: send the answer",
@@ -233,7 +232,7 @@ def table(*cases: Case) -> pytest.MarkDecorator:
         negotiating,
         [on.receive(Answer("a"))],
         NEGOTIATING,
-        [error(ErrorCode.UNEXPECTED_ANSWER, "no server offer awaits an answer")],
+        [error(SfuErrorCode.UNEXPECTED_ANSWER, "no server offer awaits an answer")],
     ),
     Case(
         "negotiating+candidate", negotiating, [on.receive(CAND)], NEGOTIATING, [AddCandidate(CAND)]
@@ -245,7 +244,7 @@ def table(*cases: Case) -> pytest.MarkDecorator:
         awaiting_answer,
         [on.receive(Offer("glare"))],
         CONNECTED,
-        [error(ErrorCode.NEGOTIATION_IN_PROGRESS, "answer the server's offer first")],
+        [error(SfuErrorCode.NEGOTIATION_IN_PROGRESS, "answer the server's offer first")],
     ),
     Case(
         "server offer out+answer: apply",
@@ -296,7 +295,7 @@ def table(*cases: Case) -> pytest.MarkDecorator:
         CONNECTED,
         [
             error(
-                ErrorCode.INVALID_MESSAGE,
+                SfuErrorCode.INVALID_MESSAGE,
                 "sfu.publish: field 'source' must be one of microphone, camera, screen, got 'mic'",
             )
         ],
@@ -829,7 +828,7 @@ class FakeAdapter:
         message = step.args[0] if step.name == "receive" else None
         if state_before is NEW and not isinstance(message, Offer | Leave | None):
             assert actions == [
-                error(ErrorCode.OFFER_REQUIRED, f"send sfu.offer before {message.TYPE}")
+                error(SfuErrorCode.OFFER_REQUIRED, f"send sfu.offer before {message.TYPE}")
             ]
         if step.name == "muted" and state_before is not CLOSED:
             assert all(session.sources[s] not in (PUBLISHING, GATED) for s in step.args[0])
@@ -851,7 +850,7 @@ class FakeAdapter:
                 assert self.gates[source]
                 self.gates[source] = False
             case RequestKeyframe(source):
-                assert source.kind is MediaKind.VIDEO and previous == OpenGate(source)
+                assert source.kind is TrackKind.VIDEO and previous == OpenGate(source)
             case Send(StopSource(source)):
                 assert not self.gates[source], "the gate closes before stop_source"
             case Send(PublishOk(source)):
@@ -987,5 +986,5 @@ def test_garbage_from_the_client_is_answered_not_raised(garbage: list[object]) -
     assert len(actions) == len(garbage)
     for action in actions:
         assert isinstance(action, Send) and isinstance(action.message, Error)
-        assert action.message.code is ErrorCode.INVALID_MESSAGE
+        assert action.message.code is SfuErrorCode.INVALID_MESSAGE
     assert session.sources[MIC] is PUBLISHING

@@ -1,4 +1,5 @@
-"""`podium.sfu.sources`: which capability and media kind each publishable source has."""
+"""Sources: which capability and track kind each one has (`podium.protocol.media`), and
+what `podium.sfu.sources` makes of them."""
 
 from __future__ import annotations
 
@@ -7,25 +8,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podium.core.capabilities import MEDIA_CAPABILITIES, Capability
-from podium.sfu.sources import (
-    MUTE_KINDS,
-    MediaKind,
-    Source,
-    allowed_sources,
-    sources_for_mute,
-)
+from podium.protocol.media import MUTE_SOURCE, Source, TrackKind
+from podium.sfu.sources import allowed_sources, sources_for_mute
 from tests.sfu import PROPERTY_SETTINGS
 
 
 @pytest.mark.parametrize(
     ("source", "wire", "capability", "kind"),
     [
-        (Source.MICROPHONE, "microphone", Capability.SEND_AUDIO, MediaKind.AUDIO),
-        (Source.CAMERA, "camera", Capability.SEND_VIDEO, MediaKind.VIDEO),
-        (Source.SCREEN, "screen", Capability.SCREENSHARE, MediaKind.VIDEO),
+        (Source.MICROPHONE, "microphone", Capability.SEND_AUDIO, TrackKind.AUDIO),
+        (Source.CAMERA, "camera", Capability.SEND_VIDEO, TrackKind.VIDEO),
+        (Source.SCREEN, "screen", Capability.SCREENSHARE, TrackKind.VIDEO),
     ],
 )
-def test_source_table(source: Source, wire: str, capability: Capability, kind: MediaKind) -> None:
+def test_source_table(source: Source, wire: str, capability: Capability, kind: TrackKind) -> None:
     assert source.value == wire
     assert Source(wire) is source
     assert source.capability is capability
@@ -36,8 +32,8 @@ def test_each_media_capability_gates_exactly_one_source() -> None:
     assert sorted(s.capability for s in Source) == sorted(MEDIA_CAPABILITIES)
 
 
-def test_media_kind_wire_names() -> None:
-    assert [k.value for k in MediaKind] == ["audio", "video"]
+def test_track_kind_wire_names() -> None:
+    assert [k.value for k in TrackKind] == ["audio", "video"]
 
 
 @given(st.frozensets(st.sampled_from(list(Capability))))
@@ -67,7 +63,7 @@ def test_mute_kinds_name_sources(kinds: list[str], sources: set[Source]) -> None
 
 
 def test_mute_kinds_cover_every_source_once() -> None:
-    assert sorted(MUTE_KINDS.values()) == sorted(Source)
+    assert sorted(MUTE_SOURCE.values()) == sorted(Source)
 
 
 @pytest.mark.parametrize("bad", ["microphone", "Audio", "", "screen"])

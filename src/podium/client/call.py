@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -30,6 +29,8 @@ from podium.client.state import (
     check_capability,
     drop_pending,
 )
+from podium.protocol.events import EventType, LeftReason
+from podium.protocol.ids import ID_PATTERN
 
 if TYPE_CHECKING:
     from podium.client.client import Client
@@ -45,7 +46,6 @@ RequestRef: TypeAlias = Mapping[str, Any] | str
 Members: TypeAlias = Mapping[str, str] | Iterable[Mapping[str, str]]
 """`{user_id: role}`, or `[{"user_id": ..., "role": ...}]` as on the wire."""
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REQUEST_STATES = frozenset({"pending", "accepted", "rejected", "cancelled", "expired"})
 ALL_EVENTS = "*"
 
@@ -56,9 +56,8 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
-PHASE_EVENTS = frozenset({"call.live_started", "call.live_stopped", "call.ended"})
+PHASE_EVENTS = frozenset({EventType.LIVE_STARTED, EventType.LIVE_STOPPED, EventType.ENDED})
 #: `reason` of the `call.participant_left` the server sends when presence timed out.
-DISCONNECTED = "disconnected"
 #: Reads of the call after a phase change, until one is not older than the state.
 PHASE_REREADS = 3
 
@@ -349,7 +348,7 @@ class Call:
         kind = frame.get("type")
         if not isinstance(kind, str):
             return
-        if kind == "call.permission_request_resolved":
+        if kind == EventType.PERMISSION_REQUEST_RESOLVED:
             request = frame.get("request")
             if isinstance(request, dict) and isinstance(request.get("id"), str):
                 self._resolved.add(request["id"])
@@ -363,7 +362,7 @@ class Call:
             targets = [*self._handlers.get(kind, ()), *self._handlers.get(ALL_EVENTS, ())]
         else:
             targets = list(self._handlers.get(kind, ()))
-        if kind == "call.participant_left" and self._dropped_for_absence(frame):
+        if kind == EventType.PARTICIPANT_LEFT and self._dropped_for_absence(frame):
             self.client.spawn(self._rejoin(), "re-join after a disconnection")
         if kind in PHASE_EVENTS:
             self.client.spawn(self._refresh_then_run(frame, targets), f"{kind} refresh")
@@ -374,7 +373,7 @@ class Call:
         participant = frame.get("participant")
         return (
             self._joined
-            and frame.get("reason") == DISCONNECTED
+            and frame.get("reason") == LeftReason.DISCONNECTED
             and isinstance(participant, dict)
             and participant.get("user_id") == self.user_id
         )

@@ -56,6 +56,9 @@ from av.packet import Packet
 from av.stream import Stream
 
 from podium.client.errors import PodiumAPIError, PodiumError
+from podium.protocol.events import StopReason
+from podium.protocol.media import SOURCE_CAPABILITY as PROTOCOL_SOURCE_CAPABILITY
+from podium.protocol.media import SOURCE_TRACK_KIND
 from podium.rtc import peer_connection
 
 if TYPE_CHECKING:
@@ -63,15 +66,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("podium.client.media")
 
-SOURCES: Final[Mapping[str, str]] = {"microphone": "audio", "camera": "video", "screen": "video"}
+SOURCES: Final[Mapping[str, str]] = {s.value: k.value for s, k in SOURCE_TRACK_KIND.items()}
 """Each source a participant publishes, and the kind of track it takes (in m-line order)."""
 SOURCE_CAPABILITY: Final[Mapping[str, str]] = {
-    "microphone": "send-audio",
-    "camera": "send-video",
-    "screen": "screenshare",
+    s.value: c.value for s, c in PROTOCOL_SOURCE_CAPABILITY.items()
 }
 #: A `sfu.stop_source` with one of these reasons means the server ended the whole session.
-SESSION_ENDING: Final = frozenset({"left", "blocked", "call_ended"})
+SESSION_ENDING: Final = frozenset({StopReason.LEFT, StopReason.BLOCKED, StopReason.CALL_ENDED})
 
 Selection: TypeAlias = Iterable[str] | Literal["all"]
 """Whose tracks to receive: `"all"` (everyone else in the call) or some user ids."""

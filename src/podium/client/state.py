@@ -17,27 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from podium.protocol.capabilities import CAPABILITY_NAMES
+from podium.protocol.events import EventType
+from podium.protocol.ids import parse_call_cid
+
 JSON = dict[str, Any]
 
-CAPABILITIES: frozenset[str] = frozenset(
-    {
-        "read-call",
-        "create-call",
-        "join-call",
-        "join-backstage",
-        "send-audio",
-        "send-video",
-        "screenshare",
-        "update-call-permissions",
-        "update-call-member",
-        "mute-users",
-        "go-live",
-        "update-call",
-        "end-call",
-        "block-users",
-    }
-)
-"""The 14 capability names of spec §1, exactly as they travel on the wire."""
+CAPABILITIES: frozenset[str] = frozenset(CAPABILITY_NAMES)
+"""The 14 capability names, exactly as they travel on the wire."""
 
 
 def check_capability(capability: str) -> str:
@@ -81,11 +68,11 @@ class CallState:
 
     @property
     def type(self) -> str:
-        return self.cid.split(":", 1)[0]
+        return parse_call_cid(self.cid)[0]
 
     @property
     def id(self) -> str:
-        return self.cid.split(":", 1)[1]
+        return parse_call_cid(self.cid)[1]
 
     @property
     def phase(self) -> str | None:
@@ -172,28 +159,33 @@ def apply_event(state: CallState, event: Mapping[str, Any], user_id: str | None)
             return False
         state.seq = seq
     kind = event.get("type")
-    if kind in ("call.created", "call.updated", "call.live_started", "call.live_stopped"):
+    if kind in (
+        EventType.CREATED,
+        EventType.UPDATED,
+        EventType.LIVE_STARTED,
+        EventType.LIVE_STOPPED,
+    ):
         _set_call(state, event)
-    elif kind == "call.ended":
+    elif kind == EventType.ENDED:
         _set_call(state, event)
         # The server removes every participant and cancels every pending request
         # when a call ends (the cancellations also arrive as resolved events).
         state.participants.clear()
         state.pending_requests.clear()
-    elif kind == "call.participant_joined":
+    elif kind == EventType.PARTICIPANT_JOINED:
         participant = event.get("participant")
         if isinstance(participant, dict) and isinstance(participant.get("user_id"), str):
             state.participants[participant["user_id"]] = dict(participant)
-    elif kind == "call.participant_left":
+    elif kind == EventType.PARTICIPANT_LEFT:
         participant = event.get("participant")
         if isinstance(participant, dict):
             state.participants.pop(str(participant.get("user_id")), None)
-    elif kind in ("call.member_added", "call.member_updated"):
+    elif kind in (EventType.MEMBER_ADDED, EventType.MEMBER_UPDATED):
         state.members.update(_by(event.get("members"), "user_id"))
-    elif kind == "call.member_removed":
+    elif kind == EventType.MEMBER_REMOVED:
         for removed in event.get("user_ids") or ():
             state.members.pop(str(removed), None)
-    elif kind == "call.permission_request":
+    elif kind == EventType.PERMISSION_REQUEST:
         request = event.get("request")
         if (
             isinstance(request, dict)
@@ -201,11 +193,11 @@ def apply_event(state: CallState, event: Mapping[str, Any], user_id: str | None)
             and request.get("state", "pending") == "pending"
         ):
             state.pending_requests[request["id"]] = dict(request)
-    elif kind == "call.permission_request_resolved":
+    elif kind == EventType.PERMISSION_REQUEST_RESOLVED:
         request = event.get("request")
         if isinstance(request, dict):
             state.pending_requests.pop(str(request.get("id")), None)
-    elif kind == "call.permissions_updated":
+    elif kind == EventType.PERMISSIONS_UPDATED:
         if user_id is not None and event.get("user_id") == user_id:
             state.own_capabilities = set(event.get("own_capabilities") or ())
             # The server accepts a pending request as soon as all it asks for is held; its
@@ -214,11 +206,11 @@ def apply_event(state: CallState, event: Mapping[str, Any], user_id: str | None)
                 asked = set(request.get("permissions") or ())
                 if request.get("user_id") == user_id and asked <= state.own_capabilities:
                     del state.pending_requests[request_id]
-    elif kind == "call.blocked_user":
+    elif kind == EventType.BLOCKED_USER:
         blocked = str(event.get("user_id"))
         state.blocked_user_ids.add(blocked)
         state.participants.pop(blocked, None)
-    elif kind == "call.unblocked_user":
+    elif kind == EventType.UNBLOCKED_USER:
         state.blocked_user_ids.discard(str(event.get("user_id")))
     return True
 

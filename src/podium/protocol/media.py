@@ -23,6 +23,15 @@ class Source(StrEnum):
     CAMERA = "camera"
     SCREEN = "screen"
 
+    @property
+    def capability(self) -> Capability:
+        """The capability a participant must hold for this source to be forwarded."""
+        return SOURCE_CAPABILITY[self]
+
+    @property
+    def kind(self) -> TrackKind:
+        return SOURCE_TRACK_KIND[self]
+
 
 class MuteKind(StrEnum):
     """What `POST .../mute` and `call.user_muted` name: sources by what they carry."""

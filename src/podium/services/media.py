@@ -41,7 +41,8 @@ from podium.bus.events import CallEvent
 from podium.config import IceServer
 from podium.core.capabilities import Capability
 from podium.core.errors import PermissionDenied, PodiumError, ValidationFailed
-from podium.protocol.events import EventType, LeftReason, PermissionsReason
+from podium.protocol.errors import SfuErrorCode
+from podium.protocol.events import EventType, LeftReason, PermissionsReason, StopReason
 from podium.protocol.ids import is_call_cid
 from podium.services import metrics
 from podium.services.context import Runtime, load_call
@@ -51,7 +52,7 @@ from podium.services.identity import Identity
 from podium.services.periodic import run_every
 from podium.sfu.call import SfuCall
 from podium.sfu.hooks import check_hooks
-from podium.sfu.messages import Error, ErrorCode, StopReason
+from podium.sfu.messages import Error
 from podium.sfu.session import SignallingLimits
 from podium.sfu.sources import sources_for_mute
 
@@ -208,7 +209,9 @@ class MediaService:
             media.cid,
             media.owners,
             user_id,
-            Error(ErrorCode.REPLACED, "your media session moved to another connection").to_wire(),
+            Error(
+                SfuErrorCode.REPLACED, "your media session moved to another connection"
+            ).to_wire(),
         )
         await media.sfu.leave(user_id)
         await self._drop_if_idle(media)

@@ -52,9 +52,11 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from podium.core.capabilities import Capability
+from podium.protocol.errors import SfuErrorCode
+from podium.protocol.events import StopReason
 from podium.rtc import peer_connection
 from podium.sfu.forwarder import Router
-from podium.sfu.messages import Error, ErrorCode, StopReason, Track
+from podium.sfu.messages import Error, Track
 from podium.sfu.negotiation import (
     adopt_answer,
     negotiated_codecs,
@@ -82,7 +84,7 @@ from podium.sfu.session import (
     Send,
     SignallingLimits,
 )
-from podium.sfu.sources import MediaKind, Source
+from podium.sfu.sources import Source, TrackKind
 
 logger = logging.getLogger(__name__)
 
@@ -320,7 +322,7 @@ class SfuCall:
                     )
                 except (AssertionError, ValueError, IndexError, KeyError) as exc:
                     # aioice asserts on shapes the parser let through: the client is told.
-                    error = Error(ErrorCode.INVALID_MESSAGE, f"sfu.candidate refused: {exc!r}")
+                    error = Error(SfuErrorCode.INVALID_MESSAGE, f"sfu.candidate refused: {exc!r}")
                     await self._execute(participant, Send(error))
             case ForwardTracks(tracks):
                 self._forward(participant, tracks)
@@ -373,7 +375,7 @@ class SfuCall:
         receiver = transceiver.receiver
         if any(i.receiver is receiver for i in participant.inbound.values()):
             return
-        if transceiver.kind == MediaKind.AUDIO:
+        if transceiver.kind == TrackKind.AUDIO:
             candidates = [Source.MICROPHONE]
         else:
             candidates = [Source.CAMERA, Source.SCREEN]

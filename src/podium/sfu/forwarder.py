@@ -28,7 +28,7 @@ from podium.sfu.rtp import (
     RtpHeaderView,
     SequenceRewriter,
 )
-from podium.sfu.sources import MediaKind, Source
+from podium.sfu.sources import Source, TrackKind
 from podium.sfu.vp8 import is_vp8_keyframe
 
 _MAX_TIMESTAMP_INCREMENT = (1 << 31) - 1
@@ -145,7 +145,7 @@ class Forwarder:
         rng: random.Random | None = None,
     ) -> None:
         self.source = source
-        self.is_video = source.kind is MediaKind.VIDEO
+        self.is_video = source.kind is TrackKind.VIDEO
         self.gate_open = False
         self.packets_forwarded = 0
         self.bytes_forwarded = 0

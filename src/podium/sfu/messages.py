@@ -11,48 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any, ClassVar, Final, Literal
 
 from podium.core.capabilities import Capability
+from podium.protocol.errors import SfuErrorCode
+from podium.protocol.events import DenyReason, StopReason
+from podium.protocol.ids import ID_PATTERN
 from podium.sfu.sources import Source
 
 ALL: Final = "all"
 #: Whose tracks a participant wants: some user ids, or everyone else in the call.
 Selection = tuple[str, ...] | Literal["all"]
-
-# Same rule as token subjects (`podium.tokens`), which the SFU may not import.
-_USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class StopReason(StrEnum):
-    """Why the server stopped a source; the SDK shows it and stops the track."""
-
-    REVOKED = "revoked"
-    MUTED = "muted"
-    BLOCKED = "blocked"
-    ROLE_CHANGED = "role_changed"
-    CALL_ENDED = "call_ended"
-    LEFT = "left"
-
-
-class DenyReason(StrEnum):
-    """Why a publish was refused: never held, or lost during this session (and how)."""
-
-    NOT_GRANTED = "not_granted"
-    REVOKED = "revoked"
-    ROLE_CHANGED = "role_changed"
-
-
-class ErrorCode(StrEnum):
-    INVALID_MESSAGE = "invalid_message"
-    OFFER_REQUIRED = "offer_required"
-    NEGOTIATION_IN_PROGRESS = "negotiation_in_progress"
-    UNEXPECTED_ANSWER = "unexpected_answer"
-    #: Another connection of the same user offered: the media session moved there.
-    REPLACED = "replaced"
-    #: An SDP too large or with too many m-lines, or too many ICE candidates.
-    LIMIT_EXCEEDED = "limit_exceeded"
 
 
 def _wire(value: object) -> Any:
@@ -192,7 +162,7 @@ class Tracks(_Message):
 @dataclass(frozen=True, slots=True)
 class Error(_Message):
     TYPE: ClassVar[str] = "sfu.error"
-    code: ErrorCode
+    code: SfuErrorCode
     message: str
 
 
@@ -251,7 +221,7 @@ class _Fields:
         if not isinstance(value, list):
             raise self.fail("field 'user_ids' must be \"all\" or a list of user ids")
         for user_id in value:
-            if not isinstance(user_id, str) or not _USER_ID.fullmatch(user_id):
+            if not isinstance(user_id, str) or not ID_PATTERN.fullmatch(user_id):
                 raise self.fail(f"invalid user id {user_id!r}: 1-64 chars of [A-Za-z0-9_-]")
         return tuple(dict.fromkeys(value))
 

@@ -16,14 +16,14 @@ from types import MappingProxyType
 from typing import Final, assert_never
 
 from podium.core.capabilities import Capabilities, Capability
+from podium.protocol.errors import SfuErrorCode
+from podium.protocol.events import DenyReason, StopReason
 from podium.sfu.messages import (
     ALL,
     Answer,
     Candidate,
     ClientMessage,
-    DenyReason,
     Error,
-    ErrorCode,
     Leave,
     Offer,
     Publish,
@@ -32,7 +32,6 @@ from podium.sfu.messages import (
     Selection,
     ServerMessage,
     SourceResumed,
-    StopReason,
     StopSource,
     Subscribe,
     Track,
@@ -40,7 +39,7 @@ from podium.sfu.messages import (
     Unpublish,
     parse_client_message,
 )
-from podium.sfu.sources import MediaKind, Source
+from podium.sfu.sources import Source, TrackKind
 
 
 class SessionState(IntEnum):
@@ -253,7 +252,7 @@ class ParticipantSession:
         try:
             message = parse_client_message(data)
         except ValueError as exc:
-            self._send(Error(ErrorCode.INVALID_MESSAGE, str(exc)))
+            self._send(Error(SfuErrorCode.INVALID_MESSAGE, str(exc)))
             return
         self.receive(message)
 
@@ -266,18 +265,18 @@ class ParticipantSession:
             return
         # Nothing but an offer before there is a session: no media either way.
         if self.state is SessionState.NEW and not isinstance(message, Offer):
-            self._send(Error(ErrorCode.OFFER_REQUIRED, f"send sfu.offer before {message.TYPE}"))
+            self._send(Error(SfuErrorCode.OFFER_REQUIRED, f"send sfu.offer before {message.TYPE}"))
             return
         match message:
             case Offer(sdp) | Answer(sdp) if problem := self.limits.sdp_problem(sdp):
-                self._send(Error(ErrorCode.LIMIT_EXCEEDED, problem))
+                self._send(Error(SfuErrorCode.LIMIT_EXCEEDED, problem))
             case Offer(sdp):
                 self._on_offer(sdp)
             case Answer(sdp):
                 self._on_answer(sdp)
             case Candidate() if self._candidates >= self.limits.candidates:
                 limit = self.limits.candidates
-                self._send(Error(ErrorCode.LIMIT_EXCEEDED, f"at most {limit} ICE candidates"))
+                self._send(Error(SfuErrorCode.LIMIT_EXCEEDED, f"at most {limit} ICE candidates"))
             case Candidate():
                 self._candidates += bool(message.candidate)
                 self._emit(AddCandidate(message))
@@ -415,11 +414,13 @@ class ParticipantSession:
 
     def _on_offer(self, sdp: str) -> None:
         if self._negotiation is _Negotiation.ANSWERING:
-            self._send(Error(ErrorCode.NEGOTIATION_IN_PROGRESS, "your offer is being answered"))
+            self._send(Error(SfuErrorCode.NEGOTIATION_IN_PROGRESS, "your offer is being answered"))
             return
         if self._negotiation is not _Negotiation.STABLE:
             # The server never rolls back (aiortc cannot): the client is the polite peer.
-            self._send(Error(ErrorCode.NEGOTIATION_IN_PROGRESS, "answer the server's offer first"))
+            self._send(
+                Error(SfuErrorCode.NEGOTIATION_IN_PROGRESS, "answer the server's offer first")
+            )
             return
         if self.state is SessionState.NEW:
             self.state = SessionState.NEGOTIATING
@@ -428,7 +429,7 @@ class ParticipantSession:
 
     def _on_answer(self, sdp: str) -> None:
         if self._negotiation is not _Negotiation.AWAITING_ANSWER:
-            self._send(Error(ErrorCode.UNEXPECTED_ANSWER, "no server offer awaits an answer"))
+            self._send(Error(SfuErrorCode.UNEXPECTED_ANSWER, "no server offer awaits an answer"))
             return
         self._negotiation = _Negotiation.STABLE
         self._emit(ApplyAnswer(sdp))
@@ -457,7 +458,7 @@ class ParticipantSession:
     def _open(self, source: Source) -> None:
         self._sources[source] = SourceState.PUBLISHING
         self._emit(OpenGate(source))
-        if source.kind is MediaKind.VIDEO:
+        if source.kind is TrackKind.VIDEO:
             self._emit(RequestKeyframe(source))
 
     def _stop(self, sources: Iterable[Source], reason: StopReason) -> None:
