@@ -4,18 +4,6 @@
  * @returns {Source}
  */
 export function checkSource(source: string): Source;
-/** Each source a participant publishes and its track kind, in the m-line order the SFU reads. */
-export const SOURCES: Readonly<{
-    readonly microphone: "audio";
-    readonly camera: "video";
-    readonly screen: "video";
-}>;
-/** The capability each source needs. */
-export const SOURCE_CAPABILITY: Readonly<{
-    readonly microphone: "send-audio";
-    readonly camera: "send-video";
-    readonly screen: "screenshare";
-}>;
 /** The SFU refused to take a source: the capability is missing. */
 export class PublishDeniedError extends PodiumError {
     /**
@@ -170,4 +158,7 @@ export type MediaEvent = (({
     call_cid: string;
     reason: string;
 });
+import { SOURCE_CAPABILITY } from "./protocol.js";
+import { SOURCES } from "./protocol.js";
 import { PodiumError } from "./errors.js";
+export { SOURCE_CAPABILITY, SOURCES };

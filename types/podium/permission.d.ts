@@ -6,7 +6,7 @@ export class PermissionHandle {
      */
     constructor(call: import("./call.js").Call, capability: import("./state.js").Capability);
     call: import("./call.js").Call;
-    capability: "send-audio" | "send-video" | "screenshare" | "read-call" | "create-call" | "join-call" | "join-backstage" | "update-call-permissions" | "update-call-member" | "mute-users" | "go-live" | "update-call" | "end-call" | "block-users";
+    capability: "read-call" | "create-call" | "join-call" | "join-backstage" | "send-audio" | "send-video" | "screenshare" | "update-call-permissions" | "update-call-member" | "mute-users" | "go-live" | "update-call" | "end-call" | "block-users";
     get hasPermission(): boolean;
     /**
      * Your pending request that asks for this capability, if any.

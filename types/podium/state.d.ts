@@ -101,7 +101,7 @@ export function checkCapability(capability: string): Capability;
  * @returns {Capability[]}
  */
 export function checkCapabilities(capabilities: readonly string[]): Capability[];
-export const CAPABILITIES: readonly ["read-call", "create-call", "join-call", "join-backstage", "send-audio", "send-video", "screenshare", "update-call-permissions", "update-call-member", "mute-users", "go-live", "update-call", "end-call", "block-users"];
+export { CAPABILITIES };
 /**
  * One call as this client sees it: plain data, updated by snapshots and events.
  *
@@ -323,3 +323,4 @@ export type CallEvent = { [T in keyof CallEventPayloads]: {
     seq: number;
     created_at: string;
 } & CallEventPayloads[T]; }[keyof CallEventPayloads];
+import { CAPABILITIES } from "./protocol.js";

@@ -2,11 +2,11 @@
 
 import { PodiumError, reportHandlerError } from "./errors.js";
 import { MediaSession, SOURCES, checkSource } from "./media.js";
+import { ID_PATTERN, callCid } from "./protocol.js";
 import { PermissionHandle } from "./permission.js";
 import { CallState, checkCapabilities, checkCapability } from "./state.js";
 import { deferred, within } from "./waiting.js";
 
-const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const PHASE_EVENTS = new Set(["call.live_started", "call.live_stopped", "call.ended"]);
 // Reads of the call after a phase change, until one is not older than the state.
 const PHASE_REREADS = 3;
@@ -55,7 +55,7 @@ export class Call {
     this.client = client;
     this.type = type;
     this.id = id;
-    this.cid = `${type}:${id}`;
+    this.cid = callCid(type, id);
     this.state = new CallState(this.cid);
     /** @type {import("./state.js").CallSnapshot["media"] | null} What `join` answered about media (ICE servers). */
     this.mediaInfo = null;

@@ -3,6 +3,7 @@
 import { Call, checkId } from "./call.js";
 import { PodiumError, reportHandlerError } from "./errors.js";
 import { fetchJson, origin } from "./http.js";
+import { callCid } from "./protocol.js";
 
 const DEFAULT_TIMEOUT_MS = 15000;
 const RECONNECT_DELAYS_MS = [500, 1000, 2000, 5000, 10000];
@@ -137,7 +138,7 @@ export class Client {
    * @returns {Call}
    */
   call(type, id) {
-    const cid = `${checkId(type, "call type")}:${checkId(id, "call id")}`;
+    const cid = callCid(checkId(type, "call type"), checkId(id, "call id"));
     if (!this._calls.has(cid)) this._calls.set(cid, new Call(this, type, id));
     return /** @type {Call} */ (this._calls.get(cid));
   }

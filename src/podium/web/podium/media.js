@@ -1,19 +1,10 @@
 // Publishing and receiving media: one call's RTCPeerConnection with Podium's SFU.
 
 import { PodiumError } from "./errors.js";
+import { SOURCE_CAPABILITY, SOURCES } from "./protocol.js";
 import { deferred, within } from "./waiting.js";
 
-/** Each source a participant publishes and its track kind, in the m-line order the SFU reads. */
-export const SOURCES = Object.freeze(/** @type {const} */ ({ microphone: "audio", camera: "video", screen: "video" }));
-
-/** The capability each source needs. */
-export const SOURCE_CAPABILITY = Object.freeze(
-  /** @type {const} */ ({
-    microphone: "send-audio",
-    camera: "send-video",
-    screen: "screenshare",
-  }),
-);
+export { SOURCE_CAPABILITY, SOURCES };
 
 /** @typedef {keyof typeof SOURCES} Source A source a participant publishes. */
 /** @typedef {"all" | string[]} Selection Whose tracks to receive: everyone's, or these users'. */

@@ -1,23 +1,8 @@
 // The capabilities a user can hold, and one call's state kept from snapshots and events.
 
-export const CAPABILITIES = Object.freeze(
-  /** @type {const} */ ([
-    "read-call",
-    "create-call",
-    "join-call",
-    "join-backstage",
-    "send-audio",
-    "send-video",
-    "screenshare",
-    "update-call-permissions",
-    "update-call-member",
-    "mute-users",
-    "go-live",
-    "update-call",
-    "end-call",
-    "block-users",
-  ]),
-);
+import { CAPABILITIES } from "./protocol.js";
+
+export { CAPABILITIES };
 
 /** @typedef {typeof CAPABILITIES[number]} Capability A capability a user can hold in a call. */
 /** @typedef {"backstage" | "live" | "ended"} Phase */

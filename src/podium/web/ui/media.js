@@ -1,11 +1,11 @@
 // This tab's own microphone, camera and screen: capture, publish, unpublish, stop.
-import { PublishDeniedError } from "../podium.js";
+import { PublishDeniedError, SOURCE_CAPABILITY } from "../podium.js";
 
 /** The three publishable sources, in control-bar order, with what each needs and is called. */
 export const SOURCES = [
   {
     source: "microphone",
-    capability: "send-audio",
+    capability: SOURCE_CAPABILITY.microphone,
     noun: "microphone",
     short: "audio",
     toggleLabel: "Microphone",
@@ -13,7 +13,7 @@ export const SOURCES = [
   },
   {
     source: "camera",
-    capability: "send-video",
+    capability: SOURCE_CAPABILITY.camera,
     noun: "camera",
     short: "video",
     toggleLabel: "Camera",
@@ -21,7 +21,7 @@ export const SOURCES = [
   },
   {
     source: "screen",
-    capability: "screenshare",
+    capability: SOURCE_CAPABILITY.screen,
     noun: "screen share",
     short: "screen share",
     toggleLabel: "Share screen",
