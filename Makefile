@@ -25,7 +25,7 @@ check: $(VENV)/.test
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-# JavaScript (podium.js, the web app, test pages): eslint and `node --test tests/web/`.
+# JavaScript (podium.js, the web app, test pages): eslint, tsc on podium.js and `node --test tests/web/`.
 # Needs Node.js >= 20 and npm; without them this fails, never skips. node_modules
 # also holds axe-core, which the browser tests inject into pages, so `test` runs this first.
 NODE_CHECK := process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
