@@ -21,6 +21,7 @@ from podium.api.schemas import DevTokenIn
 from podium.bus.factory import create_bus
 from podium.config import Settings
 from podium.core.errors import PermissionDenied
+from podium.protocol.errors import ErrorCode
 from podium.services import metrics
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
@@ -45,7 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
         hub = EventHub(store, bus)
         await hub.start()
         revocations = Revocations(
-            store, on_revoked=lambda ids: hub.close_tokens(ids, 4001, "token_revoked")
+            store, on_revoked=lambda ids: hub.close_tokens(ids, 4001, ErrorCode.TOKEN_REVOKED)
         )
         await revocations.start()
         runtime = Runtime(store, bus, limits=settings.limits)

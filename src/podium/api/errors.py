@@ -13,15 +13,16 @@ from starlette.exceptions import HTTPException
 from starlette.types import Send
 
 from podium.core.errors import PodiumError
+from podium.protocol.errors import ErrorCode
 
 log = logging.getLogger("podium.api")
 
 _HTTP_CODES = {
-    400: "bad_request",
-    401: "invalid_token",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.INVALID_TOKEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
 }
 
 
@@ -77,15 +78,17 @@ def install(app: FastAPI) -> None:
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_details(exc)
         if any(e["type"] == "json_invalid" for e in errors):
-            return error_response(400, "invalid_json", "request body is not valid JSON")
-        return error_response(422, "validation_error", "request is not valid", {"errors": errors})
+            return error_response(400, ErrorCode.INVALID_JSON, "request body is not valid JSON")
+        return error_response(
+            422, ErrorCode.VALIDATION_ERROR, "request is not valid", {"errors": errors}
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        code = _HTTP_CODES.get(exc.status_code, ErrorCode.HTTP_ERROR)
         return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(500, "internal_error", "internal server error")
+        return error_response(500, ErrorCode.INTERNAL_ERROR, "internal server error")

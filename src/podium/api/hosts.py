@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podium.api.errors import send_error
 from podium.config import LOOPBACK_HOSTS
+from podium.protocol.errors import ErrorCode
 
 
 def host_name(header: str) -> str:
@@ -45,7 +46,7 @@ class LoopbackHostsOnly:
         await send_error(
             send,
             403,
-            "host_not_allowed",
+            ErrorCode.HOST_NOT_ALLOWED,
             "with --dev, only requests to 127.0.0.1, localhost or [::1] are served",
             {"host": header[:255]},
         )

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from podium.api.errors import send_error
 from podium.core.json_values import decode_strict, json_problem
+from podium.protocol.errors import ErrorCode
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -71,7 +72,7 @@ class BodyGuard:
             await send_error(
                 send,
                 422,
-                "validation_error",
+                ErrorCode.VALIDATION_ERROR,
                 f"request body is not valid: {problem}",
                 {"errors": [{"loc": ["body"], "msg": problem, "type": "json_value"}]},
             )
@@ -83,7 +84,7 @@ class BodyGuard:
         await send_error(
             send,
             413,
-            "payload_too_large",
+            ErrorCode.PAYLOAD_TOO_LARGE,
             f"request body exceeds {self.limit} bytes",
             {"limit_bytes": self.limit},
         )
