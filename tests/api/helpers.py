@@ -272,7 +272,9 @@ class WsProbe:
             if remaining <= 0:
                 raise AssertionError(f"no matching frame within {within} s: {self.frames}")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                # asyncio.timeout: on 3.11 wait_for can lose a cancellation that races the event.
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
 
     async def wait_type(
         self, type_: str, *, start: int = 0, within: float = WAIT_S, **fields: Any

@@ -128,16 +128,14 @@ class Watcher:
                     f"{self.label}: no matching frame in {within_s} s; got {self.types()}"
                 )
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            await _changed_within(self._changed, remaining)
 
     async def wait_seqs(self, cid: str, expected: set[int], within_s: float = WAIT_S) -> None:
         """Wait (bounded) until every seq in `expected` has arrived for `cid`."""
         deadline = time.monotonic() + within_s
         while not expected <= set(self.seqs(cid)) and time.monotonic() < deadline:
             self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - time.monotonic()))
+            await _changed_within(self._changed, max(0.0, deadline - time.monotonic()))
             if self.closed.is_set():
                 break
 
@@ -165,6 +163,18 @@ class Watcher:
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
+
+
+async def _changed_within(changed: asyncio.Event, seconds: float) -> None:
+    """Wait for `changed` at most `seconds`.
+
+    `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` loses a
+    cancellation that arrives as the event is set, and a cancelled
+    `MediaClient` pump then kept waiting for its next frame.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await changed.wait()
 
 
 def _is_event(frame: Frame) -> bool:
@@ -241,7 +251,7 @@ class MediaClient:
 
     async def close(self) -> None:
         self._pump.cancel()
-        await asyncio.gather(self._pump, return_exceptions=True)
+        await bounded(asyncio.gather(self._pump, return_exceptions=True))
         await bounded(self.pc.close())
 
 
