@@ -51,6 +51,7 @@ OPERATIONS = [
     ("GET", "/v1/calls"),
     ("POST", "/v1/calls/{type}/{id}"),
     ("GET", "/v1/calls/{type}/{id}"),
+    ("GET", "/v1/calls/{type}/{id}/participants"),
     ("POST", "/v1/calls/{type}/{id}/join"),
     ("POST", "/v1/calls/{type}/{id}/leave"),
     ("POST", "/v1/calls/{type}/{id}/go-live"),

@@ -21,6 +21,7 @@ from podium.protocol.errors import ErrorCode, SfuErrorCode
 from podium.protocol.events import DenyReason, EventType, LeftReason, PermissionsReason, StopReason
 from podium.protocol.ids import ID_REGEX
 from podium.protocol.media import MUTE_SOURCE, SOURCE_CAPABILITY, SOURCE_TRACK_KIND
+from podium.protocol.stage import Tier
 
 PROTOCOL_JS = Path(podium.__file__).parent / "web" / "podium" / "protocol.js"
 
@@ -61,6 +62,7 @@ def test_every_list_and_map_equals_the_python_one(js: dict[str, Any]) -> None:
         "EVENT_TYPES": values(EventType),
         "PERMISSIONS_REASONS": values(PermissionsReason),
         "LEFT_REASONS": values(LeftReason),
+        "TIERS": values(Tier),
         "STOP_REASONS": values(StopReason),
         "DENY_REASONS": values(DenyReason),
         "ERROR_CODES": values(ErrorCode),

@@ -90,6 +90,7 @@ NEEDS: dict[str, Capability | str] = {
     "list-calls": ANY_TOKEN,
     "get-or-create": C.READ_CALL,  # the call exists
     "get": C.READ_CALL,
+    "participants": C.READ_CALL,
     "join": JOIN,
     # The spec puts leave on join's row, but a participant must be able to leave in
     # any phase (after stop-live it holds neither); leave answers the call state.
@@ -267,6 +268,7 @@ OPS = (
     Op("list-calls", "GET", "/v1/calls", query=lambda w: {"type": w.room.type}, listed=_lists_call),
     Op("get-or-create", "POST", CALL, body=lambda w: {}),
     Op("get", "GET", CALL),
+    Op("participants", "GET", CALL + "/participants"),
     Op("join", "POST", CALL + "/join"),
     Op("leave", "POST", CALL + "/leave"),
     Op("go-live", "POST", CALL + "/go-live"),

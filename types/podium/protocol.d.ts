@@ -26,6 +26,8 @@ export const EVENT_TYPES: readonly ["call.created", "call.updated", "call.ended"
 export const PERMISSIONS_REASONS: readonly ["permissions_changed", "role_changed", "blocked", "unblocked"];
 /** `reason` of `call.participant_left` when the participant did not leave by itself. */
 export const LEFT_REASONS: readonly ["blocked", "disconnected"];
+/** Where a joined participant is: on the stage (may publish or moderate) or in the audience. */
+export const TIERS: readonly ["stage", "audience"];
 /** Why the server stopped a source (`sfu.stop_source`). */
 export const STOP_REASONS: readonly ["revoked", "muted", "blocked", "role_changed", "call_ended", "left"];
 /** Why a publish was refused (`sfu.publish_denied`). */

@@ -24,9 +24,14 @@ from podium.api.schemas import (
 from podium.core.call_types import CallType
 from podium.core.requests import RequestState, Resolution
 from podium.protocol.ids import ID_REGEX, call_cid
+from podium.protocol.stage import Tier
 from podium.services.calls import MemberChange
 from podium.services.revocations import revocation_by_id, revocation_of
 from podium.store.records import RevokedToken
+
+#: Participants per page of `GET .../participants`: by default, and at most.
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
 
 router = APIRouter(prefix="/v1")
 JSON = dict[str, Any]
@@ -80,6 +85,23 @@ async def get_or_create_call(
 @router.get("/calls/{type}/{id}", tags=["calls"])
 async def get_call(type: CallTypePath, id: CallIdPath, svc: Svc, who: Caller) -> JSON:
     return await svc.calls.get_state(who, call_cid(type, id))
+
+
+@router.get("/calls/{type}/{id}/participants", tags=["calls"])
+async def list_participants(
+    type: CallTypePath,
+    id: CallIdPath,
+    svc: Svc,
+    who: Caller,
+    tier: Tier | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[str | None, Query(pattern=ID_REGEX)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> JSON:
+    """Joined participants page by page, in user id order; `tier` keeps the stage or audience."""
+    return await svc.calls.participants_page(
+        who, call_cid(type, id), tier=tier, limit=limit, after=cursor, prefix=q
+    )
 
 
 @router.post("/calls/{type}/{id}/join", tags=["calls"])

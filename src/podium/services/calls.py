@@ -14,8 +14,10 @@ from podium.core.errors import CallTypeNotFound, PermissionDenied, RateLimited
 from podium.core.policy import CallPhase, initial_phase, own_capabilities
 from podium.core.rates import retry_after_s
 from podium.core.requests import RequestState
+from podium.core.stage import tier_of
 from podium.protocol.events import EventType
 from podium.protocol.ids import call_cid
+from podium.protocol.stage import Tier
 from podium.services.context import Changes, Runtime, load_call, writing
 from podium.services.grants import after_capability_change, end_pending_requests
 from podium.services.identity import Identity
@@ -129,6 +131,47 @@ class CallsService:
             ctx = await load_call(tx, cid)
             await ctx.require(tx, identity, Capability.READ_CALL)
             return await self._state(tx, cid, identity)
+
+    async def participants_page(
+        self,
+        identity: Identity,
+        cid: str,
+        *,
+        tier: Tier | None,
+        limit: int,
+        after: str | None,
+        prefix: str | None,
+    ) -> dict[str, Any]:
+        """A page of the call's participants in user id order, from the one after `after`.
+
+        `tier` keeps only the stage or the audience (`core.stage`); `prefix`
+        keeps those whose name or user id starts with it (case-insensitive).
+        `next_cursor` is the user id to pass as `after` for the next page.
+        """
+        async with self.rt.store.read() as tx:
+            ctx = await load_call(tx, cid)
+            await ctx.require(tx, identity, Capability.READ_CALL)
+            access = await ctx.access(tx)
+            participants = sorted(await tx.list_participants(cid), key=lambda p: p.user_id)
+        folded = prefix.casefold() if prefix else None
+        page: list[dict[str, Any]] = []
+        more = False
+        for participant in participants:
+            if after is not None and participant.user_id <= after:
+                continue
+            where = tier_of(access.capabilities_of(participant.user_id))
+            if tier is not None and where is not tier:
+                continue
+            if folded is not None and not any(
+                (text or "").casefold().startswith(folded)
+                for text in (participant.name, participant.user_id)
+            ):
+                continue
+            if len(page) == limit:
+                more = True
+                break
+            page.append({**participant_view(participant), "tier": where.value})
+        return {"participants": page, "next_cursor": page[-1]["user_id"] if more else None}
 
     async def list_calls(
         self, identity: Identity, call_type: str | None, live: bool | None

@@ -66,6 +66,9 @@ export const PERMISSIONS_REASONS = Object.freeze(
 /** `reason` of `call.participant_left` when the participant did not leave by itself. */
 export const LEFT_REASONS = Object.freeze(/** @type {const} */ (["blocked", "disconnected"]));
 
+/** Where a joined participant is: on the stage (may publish or moderate) or in the audience. */
+export const TIERS = Object.freeze(/** @type {const} */ (["stage", "audience"]));
+
 /** Why the server stopped a source (`sfu.stop_source`). */
 export const STOP_REASONS = Object.freeze(
   /** @type {const} */ (["revoked", "muted", "blocked", "role_changed", "call_ended", "left"]),
