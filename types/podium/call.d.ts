@@ -23,6 +23,12 @@
  * @returns {string}
  */
 export function checkId(value: unknown, what: string): string;
+/** @typedef {typeof TIERS[number]} Tier Where a participant is: `stage` or `audience`. */
+/**
+ * @typedef {object} ParticipantsPage
+ * @property {(import("./state.js").Participant & { tier: Tier })[]} participants
+ * @property {string | null} next_cursor The `cursor` of the next page; null after the last.
+ */
 /** One call: its state, events, moderation actions and media. */
 export class Call {
     /**
@@ -110,6 +116,18 @@ export class Call {
     stopLive(): Promise<CallState>;
     /** @returns {Promise<CallState>} */
     end(): Promise<CallState>;
+    /**
+     * One page of the call's participants, for reading a large audience page by page (the call
+     * state is not touched). Pass the page's `next_cursor` as `cursor` for the next one.
+     * @param {{ tier?: Tier, limit?: number, cursor?: string, q?: string }} [options]
+     * @returns {Promise<ParticipantsPage>}
+     */
+    participantsPage(options?: {
+        tier?: Tier;
+        limit?: number;
+        cursor?: string;
+        q?: string;
+    }): Promise<ParticipantsPage>;
     /**
      * Ask for capabilities; resolves to the request (new, or the one already pending).
      * @param {readonly import("./state.js").Capability[]} capabilities
@@ -236,6 +254,20 @@ export type MuteKinds = {
     video?: boolean | undefined;
     screenshare?: boolean | undefined;
 };
+/**
+ * Where a participant is: `stage` or `audience`.
+ */
+export type Tier = (typeof TIERS)[number];
+export type ParticipantsPage = {
+    participants: (import("./state.js").Participant & {
+        tier: Tier;
+    })[];
+    /**
+     * The `cursor` of the next page; null after the last.
+     */
+    next_cursor: string | null;
+};
 import { CallState } from "./state.js";
 import { MediaSession } from "./media.js";
 import { PermissionHandle } from "./permission.js";
+import { TIERS } from "./protocol.js";

@@ -31,6 +31,7 @@ from podium.client.state import (
 )
 from podium.protocol.events import EventType, LeftReason
 from podium.protocol.ids import ID_PATTERN
+from podium.protocol.stage import Tier
 
 if TYPE_CHECKING:
     from podium.client.client import Client
@@ -46,6 +47,8 @@ RequestRef: TypeAlias = Mapping[str, Any] | str
 Members: TypeAlias = Mapping[str, str] | Iterable[Mapping[str, str]]
 """`{user_id: role}`, or `[{"user_id": ..., "role": ...}]` as on the wire."""
 
+#: The `tier` values `participants_page` takes.
+TIERS = frozenset(t.value for t in Tier)
 REQUEST_STATES = frozenset({"pending", "accepted", "rejected", "cancelled", "expired"})
 ALL_EVENTS = "*"
 
@@ -156,6 +159,32 @@ class Call:
         if request.get("id") not in self._resolved:
             add_pending(self.state, request)
         return request
+
+    async def participants_page(
+        self,
+        *,
+        tier: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        q: str | None = None,
+    ) -> JSON:
+        """One page of the call's participants (`{"participants": [...], "next_cursor"}`).
+
+        `tier` is `"stage"` or `"audience"` (both when None); pass the page's
+        `next_cursor` as `cursor` for the next one (None after the last); `q`
+        keeps names or user ids starting with it. The call state is not
+        touched: a large audience is read this way, page by page.
+        """
+        if tier is not None and tier not in TIERS:
+            raise ValueError(f"tier must be one of {sorted(TIERS)}, got {tier!r}")
+        params = {
+            name: str(value)
+            for name, value in (("tier", tier), ("limit", limit), ("cursor", cursor), ("q", q))
+            if value is not None
+        }
+        return await self.client.http.request(
+            "GET", self._path + "/participants", params=params or None
+        )
 
     async def list_requests(self, state: str | None = None) -> list[JSON]:
         """Requests of this call (moderators see everyone's, others their own)."""

@@ -2,7 +2,7 @@
 
 import { PodiumError, reportHandlerError } from "./errors.js";
 import { MediaSession, SOURCES, checkSource } from "./media.js";
-import { ID_PATTERN, callCid } from "./protocol.js";
+import { ID_PATTERN, TIERS, callCid } from "./protocol.js";
 import { PermissionHandle } from "./permission.js";
 import { CallState, checkCapabilities, checkCapability } from "./state.js";
 import { deferred, within } from "./waiting.js";
@@ -43,6 +43,13 @@ export function checkId(value, what) {
   }
   return value;
 }
+
+/** @typedef {typeof TIERS[number]} Tier Where a participant is: `stage` or `audience`. */
+/**
+ * @typedef {object} ParticipantsPage
+ * @property {(import("./state.js").Participant & { tier: Tier })[]} participants
+ * @property {string | null} next_cursor The `cursor` of the next page; null after the last.
+ */
 
 /** One call: its state, events, moderation actions and media. */
 export class Call {
@@ -202,6 +209,25 @@ export class Call {
   /** @returns {Promise<CallState>} */
   async end() {
     return this.#snapshot(await this.client.request("POST", `${this.path}/end`));
+  }
+
+  /**
+   * One page of the call's participants, for reading a large audience page by page (the call
+   * state is not touched). Pass the page's `next_cursor` as `cursor` for the next one.
+   * @param {{ tier?: Tier, limit?: number, cursor?: string, q?: string }} [options]
+   * @returns {Promise<ParticipantsPage>}
+   */
+  async participantsPage(options = {}) {
+    if (options.tier !== undefined && !TIERS.includes(options.tier)) {
+      throw new TypeError(`tier must be one of ${TIERS.join(", ")}, got ${options.tier}`);
+    }
+    const query = new URLSearchParams();
+    for (const [name, value] of Object.entries(options)) {
+      if (value !== undefined) query.set(name, String(value));
+    }
+    const suffix = query.size ? `?${query}` : "";
+    const page = await this.client.request("GET", `${this.path}/participants${suffix}`);
+    return /** @type {ParticipantsPage} */ (page);
   }
 
   /**
