@@ -21,7 +21,7 @@ export const MUTE_SOURCE: Readonly<{
     readonly screenshare: "screen";
 }>;
 /** Every call event type. */
-export const EVENT_TYPES: readonly ["call.created", "call.updated", "call.ended", "call.live_started", "call.live_stopped", "call.member_added", "call.member_updated", "call.member_removed", "call.participant_joined", "call.participant_left", "call.permission_request", "call.permission_request_resolved", "call.permissions_updated", "call.user_muted", "call.blocked_user", "call.unblocked_user"];
+export const EVENT_TYPES: readonly ["call.created", "call.updated", "call.ended", "call.live_started", "call.live_stopped", "call.member_added", "call.member_updated", "call.member_removed", "call.participant_joined", "call.participant_left", "call.participant_moved", "call.audience_updated", "call.permission_request", "call.permission_request_resolved", "call.permissions_updated", "call.user_muted", "call.blocked_user", "call.unblocked_user"];
 /** `reason` of `call.permissions_updated`. */
 export const PERMISSIONS_REASONS: readonly ["permissions_changed", "role_changed", "blocked", "unblocked"];
 /** `reason` of `call.participant_left` when the participant did not leave by itself. */

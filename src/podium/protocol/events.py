@@ -18,6 +18,8 @@ class EventType(StrEnum):
     MEMBER_REMOVED = "call.member_removed"
     PARTICIPANT_JOINED = "call.participant_joined"
     PARTICIPANT_LEFT = "call.participant_left"
+    PARTICIPANT_MOVED = "call.participant_moved"
+    AUDIENCE_UPDATED = "call.audience_updated"
     PERMISSION_REQUEST = "call.permission_request"
     PERMISSION_REQUEST_RESOLVED = "call.permission_request_resolved"
     PERMISSIONS_UPDATED = "call.permissions_updated"

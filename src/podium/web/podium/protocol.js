@@ -49,6 +49,8 @@ export const EVENT_TYPES = Object.freeze(
     "call.member_removed",
     "call.participant_joined",
     "call.participant_left",
+    "call.participant_moved",
+    "call.audience_updated",
     "call.permission_request",
     "call.permission_request_resolved",
     "call.permissions_updated",
