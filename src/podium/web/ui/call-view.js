@@ -1,7 +1,8 @@
 // What a call looks like, apart from what the session does: the waiting screen (backstage, until
 // the host goes live) and the call screen (title bar with its phase badge and host buttons, the
-// connection, other-tab and backstage banners, stage, requests, controls), redrawn from the
-// session's state in one render per burst of changes, with the speaking levels kept fresh.
+// connection, other-tab and backstage banners, stage, requests, audience, controls), redrawn
+// from the session's state in one render per burst of changes, with the speaking levels fresh.
+import { AudiencePanel } from "./audience.js";
 import { h, icon, setText } from "./dom.js";
 import { Controls } from "./controls.js";
 import { describeError } from "./messages.js";
@@ -71,6 +72,7 @@ export class CallView {
     this.stage = new Stage(session);
     this.controls = new Controls(session);
     this.requests = new RequestsPanel(session);
+    this.audience = new AudiencePanel(session);
     this.phaseBadge = h("span", { class: "phase-badge" });
     this.goLiveButton = h(
       "button",
@@ -119,7 +121,7 @@ export class CallView {
         this.connectionNote,
         this.elsewhereNote,
         this.backstageNote,
-        h("div", { class: "call-body" }, this.requests.element, this.stage.element),
+        h("div", { class: "call-body" }, this.requests.element, this.stage.element, this.audience.element),
         this.controls.element,
         this.stage.audioSinks,
       ),
@@ -155,6 +157,7 @@ export class CallView {
     this.stage.render(state);
     this.controls.render();
     this.requests.render(state);
+    this.audience.render(state);
   }
 
   /** The banner that says the server is unreachable, on the call and the waiting screen. */
@@ -217,6 +220,7 @@ export class CallView {
   dispose() {
     clearInterval(this.levelTimer);
     if (this.stage) this.stage.dispose();
+    if (this.audience) this.audience.dispose();
   }
 }
 

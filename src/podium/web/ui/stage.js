@@ -1,4 +1,5 @@
-// The speaker layout: one tile per participant, their video, who is speaking, moderator actions.
+// The stage: one tile per speaker or host (never per listener: the audience is audience.js's),
+// their video, who is speaking, moderator actions.
 // Tiles, <video> and <audio> elements are keyed and kept across renders so playback never restarts.
 import { h, icon, setAttr, setText, syncKeyed } from "./dom.js";
 import { capabilitiesOf, initials, roleOf } from "./people.js";
@@ -23,7 +24,7 @@ export class Stage {
     this.element = h(
       "section",
       { class: "stage", "aria-labelledby": "stage-title" },
-      h("h2", { id: "stage-title", class: "section-title" }, "Participants ", this.count),
+      h("h2", { id: "stage-title", class: "section-title" }, "On stage ", this.count),
       this.list,
     );
     // Remote microphones play here, one <audio> per track, outside the tiles.
@@ -33,7 +34,9 @@ export class Stage {
 
   render(state) {
     const { call, userId } = this.session;
-    const people = Object.values(state.participants || {}).sort((a, b) => {
+    // The state's participants are the stage, plus our own record when we are in the audience.
+    const onStage = Object.values(state.participants || {}).filter((p) => p.tier !== "audience");
+    const people = onStage.sort((a, b) => {
       if (a.user_id === userId) return -1;
       if (b.user_id === userId) return 1;
       return String(a.joined_at).localeCompare(String(b.joined_at));
