@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -291,11 +291,13 @@ class WsProbe:
     async def connected(self) -> JSON:
         return await self.wait_type("connection.ok")
 
-    async def watch(self, cid: str, since: int | None = None) -> JSON:
+    async def watch(self, cid: str, since: int | None = None, *, audience: bool = False) -> JSON:
         start = len(self.frames)
         frame: JSON = {"type": "watch", "call_cid": cid}
         if since is not None:
             frame["since"] = since
+        if audience:
+            frame["audience"] = True
         await self.send(frame)
         return await self.wait_for(
             lambda f: f.get("type") in ("watch.ok", "error") and f.get("call_cid") == cid,
@@ -318,6 +320,11 @@ class WsProbe:
             await asyncio.wait_for(self.ws.close(), 5)
         self._reader.cancel()
         await asyncio.gather(self._reader, return_exceptions=True)
+
+
+def counted_out(frames: Iterable[JSON]) -> list[JSON]:
+    """Frames without `call.audience_updated`, whose place depends on when a second ends."""
+    return [f for f in frames if f.get("type") != "call.audience_updated"]
 
 
 async def barrier(host: httpx.AsyncClient, room: Room, probes: Sequence[WsProbe]) -> None:

@@ -182,7 +182,7 @@ async def test_concurrent_joins_announce_once(
     room, host, _ = await live_audio_room(clients, host_id)
     watcher = await ws_connect(server.token(host_id))
     await watcher.connected()
-    await watcher.watch(room.cid)
+    await watcher.watch(room.cid, audience=True)
     responses = await asyncio.gather(*(clients(a_id).post(room.path("/join")) for _ in range(6)))
     assert [r.status_code for r in responses] == [200] * 6
     await barrier(host, room, [watcher])

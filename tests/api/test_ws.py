@@ -14,6 +14,7 @@ from tests.api.helpers import (
     WsProbe,
     ask,
     barrier,
+    counted_out,
     create,
     live_audio_room,
     ok,
@@ -306,19 +307,28 @@ async def test_recipients_of_request_events(
     for probe in (a1, a2, a_idle):
         assert len([f for f in probe.frames if f["type"] == "call.permissions_updated"]) == 1
 
-    # a new participant reaches every watcher
+    # a listener joining reaches the host's opted-in connection only; everyone hears the count
+    h_all = await ws_connect(server.token(host_id))
+    await h_all.connected()
+    assert (await h_all.watch(room.cid, audience=True))["audience"] is True
     c_id = uid("c")
     ok(await clients(c_id).post(room.path("/join")))
-    for probe in watchers:
-        joined = await probe.wait_type("call.participant_joined")
-        assert_event(joined, room.cid)
-        assert joined["participant"]["user_id"] == c_id
-    assert a_idle.events(room.cid, "call.participant_joined") == []
+    joined = await h_all.wait_type("call.participant_joined")
+    assert_event(joined, room.cid)
+    assert joined["participant"]["user_id"] == c_id
+    assert joined["participant"]["tier"] == "audience"
+    for probe in [*watchers, h_all]:
+        await probe.wait_for(
+            lambda f: f.get("type") == "call.audience_updated" and f["audience_count"] == 2
+        )
+    await barrier(host, room, [*watchers, h_all])
+    for probe in (*watchers, a_idle):
+        assert probe.events(room.cid, "call.participant_joined") == []
 
     # same event, same seq everywhere; seq strictly increasing on every connection
-    seqs = {p.events(room.cid, "call.participant_joined")[0]["seq"] for p in watchers}
-    assert len(seqs) == 1
-    for probe in watchers:
+    counted = {p.events(room.cid, "call.audience_updated")[-1]["seq"] for p in [*watchers, h_all]}
+    assert len(counted) == 1
+    for probe in [*watchers, h_all]:
         assert_increasing(probe, room.cid)
 
 
@@ -494,17 +504,20 @@ async def test_replay_after_reconnect(
     )
     ok(await clients(uid("c")).post(room.path("/join")))
     await barrier(host, room, [h, b])
-    h_missed = [f for f in h.events(room.cid) if f["seq"] > last_seen]
+    # (the coalesced audience counts land wherever their second ends: left out here)
+    h_missed = [f for f in counted_out(h.events(room.cid)) if f["seq"] > last_seen]
     assert [f["type"] for f in h_missed] == [
         "call.member_added",
+        "call.participant_moved",
         "call.user_muted",
         "call.permission_request_resolved",
         "call.permission_request",
         "call.member_added",
-        "call.participant_joined",
+        "call.participant_moved",
         "call.user_muted",
     ]
-    assert h_missed[3]["request"]["id"] == b_request["id"]
+    assert [f["participant"]["user_id"] for f in h_missed if "participant" in f] == [b_id, a_id]
+    assert h_missed[4]["request"]["id"] == b_request["id"]
     final_seq = h_missed[-1]["seq"]
 
     # A comes back and asks for what it missed
@@ -513,15 +526,16 @@ async def test_replay_after_reconnect(
     start = len(back.frames)
     watch_ok = await back.watch(room.cid, since=last_seen)
     assert watch_ok["type"] == "watch.ok"
-    replayed = [f for f in back.frames[start:] if f["type"].startswith("call.")]
+    replayed = counted_out(f for f in back.frames[start:] if f["type"].startswith("call."))
     assert back.frames.index(watch_ok) > max((back.frames.index(f) for f in replayed), default=-1)
     assert [f["type"] for f in replayed] == [
         "call.member_added",
+        "call.participant_moved",
         "call.user_muted",
         "call.permission_request_resolved",
         "call.permissions_updated",
         "call.member_added",
-        "call.participant_joined",
+        "call.participant_moved",
         "call.user_muted",
     ]
     seqs = [f["seq"] for f in replayed]
@@ -533,19 +547,19 @@ async def test_replay_after_reconnect(
     for frame in replayed:
         if frame["type"] != "call.permissions_updated":
             assert by_seq[frame["seq"]] == frame
-    resolved = replayed[2]
+    resolved = replayed[3]
     assert resolved["request"]["id"] == pending["id"]
     assert (
         resolved["request"]["state"] == "rejected" and resolved["request"]["reason"] == "no video"
     )
-    assert replayed[3]["user_id"] == a_id and "screenshare" in replayed[3]["own_capabilities"]
+    assert replayed[4]["user_id"] == a_id and "screenshare" in replayed[4]["own_capabilities"]
     # B's own permission update and B's request were never A's to see
-    assert by_seq.get(replayed[3]["seq"]) is None
+    assert by_seq.get(replayed[4]["seq"]) is None
     assert b_request["id"] not in str(replayed)
 
     # then live events follow, once each
     await barrier(host, room, [back, h])
-    live = [f["seq"] for f in back.events(room.cid)]
+    live = [f["seq"] for f in counted_out(back.events(room.cid))]
     assert live == sorted(set(live))
     assert len(live) == len(replayed) + 1
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from podium.bus.events import Audience, EventDraft
-from podium.bus.memory import InProcessBus
+from podium.core.capabilities import Capability
+from podium.core.errors import PermissionDenied
+from podium.services import delivery
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
-from podium.services.delivery import EventHub
+from podium.services.delivery import OPT_IN, EventHub
 from podium.services.identity import Identity
-from podium.store.sql import SqlStore
 from tests.sfu.test_call import eventually
 
 HOST = Identity("host", name="Host")
@@ -40,19 +40,6 @@ class Recorder:
 
     def seqs(self) -> list[int]:
         return [f["seq"] for f in self.frames if "seq" in f]
-
-
-@pytest.fixture
-async def runtime(sqlite_url: str) -> AsyncIterator[Runtime]:
-    store = SqlStore(sqlite_url)
-    await store.open()
-    bus = InProcessBus()
-    await bus.start()
-    try:
-        yield Runtime(store, bus)
-    finally:
-        await bus.close()
-        await store.close()
 
 
 async def _call(runtime: Runtime) -> None:
@@ -169,3 +156,102 @@ async def test_logged_events_no_bus_brought_are_delivered_by_catch_up(runtime: R
         assert conn.seqs() == [first.seq, second.seq]
     finally:
         await hub.close()
+
+
+class CountingIdentity(Identity):
+    """An identity that counts how often the hub computes its capabilities."""
+
+    computed = 0
+
+    def capabilities_in(self, access: Any) -> Any:
+        CountingIdentity.computed += 1
+        return super().capabilities_in(access)
+
+
+async def test_delivering_an_event_costs_no_work_per_watcher(runtime: Runtime) -> None:
+    """A thousand listeners share one group: an event is encoded once and nobody is re-judged."""
+    await _call(runtime)
+    hub = EventHub(runtime.store, runtime.bus)
+    listeners = [Recorder(CountingIdentity(f"u{i}")) for i in range(1000)]
+    for conn in listeners:
+        hub.connect(conn)
+        await hub.watch(conn, CID, None)
+    feed = hub.feeds[CID]
+    assert len(feed.groups) == 1
+    CountingIdentity.computed = 0
+    encoded = 0
+    real_encode = delivery.encode
+
+    def counting_encode(frame: dict[str, Any]) -> str:
+        nonlocal encoded
+        encoded += 1
+        return real_encode(frame)
+
+    delivery.encode = counting_encode
+    try:
+        for event in await _append(runtime, 5):
+            await hub.on_event(event)
+    finally:
+        delivery.encode = real_encode
+    assert CountingIdentity.computed == 0
+    assert encoded == 5
+    assert all(conn.seqs() == listeners[0].seqs() and len(conn.seqs()) == 5 for conn in listeners)
+
+
+async def test_opted_in_events_reach_opted_in_moderators_and_the_user_only(
+    runtime: Runtime,
+) -> None:
+    await _call(runtime)
+    hub = EventHub(runtime.store, runtime.bus)
+    host_all, host_plain = Recorder(HOST), Recorder(HOST)
+    listener, joiner = Recorder(Identity("listener")), Recorder(Identity("joiner"))
+    for conn in (host_all, host_plain, listener, joiner):
+        hub.connect(conn)
+        await hub.watch(conn, CID, None, audience=conn is host_all)
+    drafts = [
+        EventDraft(
+            "call.participant_joined",
+            {"participant": {"user_id": "joiner"}},
+            Audience.opted_in(OPT_IN, "joiner"),
+        )
+    ]
+    async with runtime.store.write(CID) as tx:
+        (event,) = await tx.append_events(CID, drafts, created_at=runtime.clock())
+    await hub.on_event(event)
+    assert [len(c.frames) for c in (host_all, host_plain, listener, joiner)] == [1, 0, 0, 1]
+    # a listener may not opt in
+    with pytest.raises(PermissionDenied):
+        await hub.watch(listener, CID, None, audience=True)
+    # replay decides the same way
+    again = Recorder(HOST)
+    hub.connect(again)
+    await hub.watch(again, CID, event.seq - 1, audience=True)
+    assert again.seqs() == [event.seq]
+    plain = Recorder(HOST)
+    hub.connect(plain)
+    await hub.watch(plain, CID, event.seq - 1)
+    assert plain.seqs() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "user", "opted", "seen"),
+    [
+        (Audience.watchers(), "u", False, True),
+        (Audience.holders(OPT_IN), "u", False, False),
+        (Audience.holders(OPT_IN, "u"), "u", False, True),
+        (Audience.users("u"), "u", True, True),
+        (Audience.users("v"), "u", True, False),
+        (Audience.opted_in(OPT_IN), "u", True, False),
+        (Audience.opted_in(OPT_IN, "u"), "u", False, True),
+    ],
+)
+def test_visible_for_a_listener(kind: Audience, user: str, opted: bool, seen: bool) -> None:
+    listener_caps = frozenset({Capability.READ_CALL, Capability.JOIN_CALL})
+    assert delivery.visible(kind, user, listener_caps, opted) is seen
+
+
+def test_visible_opted_in_needs_the_opt_in_and_the_capability() -> None:
+    moderator = frozenset({Capability.READ_CALL, OPT_IN})
+    assert delivery.visible(Audience.opted_in(OPT_IN), "m", moderator, True)
+    assert not delivery.visible(Audience.opted_in(OPT_IN), "m", moderator, False)
+    assert not delivery.visible(Audience.opted_in(OPT_IN), "m", moderator - {OPT_IN}, True)

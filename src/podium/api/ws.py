@@ -147,8 +147,14 @@ async def _handle(conn: WsConnection, hub: EventHub, message: Any) -> None:
     since = message.get("since")
     if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
         raise ValidationFailed("since must be a non-negative integer")
-    seq = await hub.watch(conn, cid, since)
-    conn.send(encode({"type": "watch.ok", "call_cid": cid, "last_seq": seq}))
+    audience = message.get("audience", False)
+    if not isinstance(audience, bool):
+        raise ValidationFailed("audience must be true or false")
+    seq = await hub.watch(conn, cid, since, audience=audience)
+    ok: dict[str, Any] = {"type": "watch.ok", "call_cid": cid, "last_seq": seq}
+    if audience:
+        ok["audience"] = True
+    conn.send(encode(ok))
 
 
 @router.websocket("/v1/ws")

@@ -23,6 +23,9 @@ class AudienceKind(StrEnum):
     """Watchers holding `capability`, plus the listed users."""
     USERS = "users"
     """Only the listed users, on all their connections."""
+    OPTED_IN = "opted_in"
+    """Watchers that asked for audience joins and leaves and hold `capability`, plus the
+    listed users' watching connections (an audience participant's own join, say)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class Audience:
     @classmethod
     def holders(cls, capability: Capability, *also: str) -> Audience:
         return cls(AudienceKind.CAPABILITY, capability, frozenset(also))
+
+    @classmethod
+    def opted_in(cls, capability: Capability, *also: str) -> Audience:
+        return cls(AudienceKind.OPTED_IN, capability, frozenset(also))
 
     @classmethod
     def users(cls, *user_ids: str) -> Audience:

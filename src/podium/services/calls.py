@@ -11,17 +11,30 @@ from podium.core import roles
 from podium.core.call_types import CallType
 from podium.core.capabilities import Capabilities, Capability
 from podium.core.errors import CallTypeNotFound, PermissionDenied, RateLimited
-from podium.core.policy import CallPhase, initial_phase, own_capabilities
+from podium.core.policy import CallAccess, CallPhase, initial_phase, own_capabilities
 from podium.core.rates import retry_after_s
 from podium.core.requests import RequestState
 from podium.core.stage import tier_of
 from podium.protocol.events import EventType
 from podium.protocol.ids import call_cid
 from podium.protocol.stage import Tier
+from podium.services.audience import (
+    count_audience,
+    emit_moves,
+    emit_presence,
+    split_of,
+    stage_of,
+    tier_split,
+    tiered_view,
+)
 from podium.services.context import Changes, Runtime, load_call, writing
-from podium.services.grants import after_capability_change, end_pending_requests
+from podium.services.grants import (
+    after_capability_change,
+    announce_move,
+    end_pending_requests,
+)
 from podium.services.identity import Identity
-from podium.services.views import call_view, member_view, participant_view, state_view
+from podium.services.views import call_view, member_view, state_view
 from podium.store.base import Transaction
 from podium.store.records import CallRecord, MemberRecord, ParticipantRecord
 
@@ -151,26 +164,17 @@ class CallsService:
         async with self.rt.store.read() as tx:
             ctx = await load_call(tx, cid)
             await ctx.require(tx, identity, Capability.READ_CALL)
-            access = await ctx.access(tx)
-            participants = sorted(await tx.list_participants(cid), key=lambda p: p.user_id)
-        folded = prefix.casefold() if prefix else None
-        page: list[dict[str, Any]] = []
-        more = False
-        for participant in participants:
-            if after is not None and participant.user_id <= after:
-                continue
-            where = tier_of(access.capabilities_of(participant.user_id))
-            if tier is not None and where is not tier:
-                continue
-            if folded is not None and not any(
-                (text or "").casefold().startswith(folded)
-                for text in (participant.name, participant.user_id)
-            ):
-                continue
-            if len(page) == limit:
-                more = True
-                break
-            page.append({**participant_view(participant), "tier": where.value})
+            split = await split_of(tx, ctx)
+            where = (
+                {}
+                if tier is None
+                else (split.stage_filter if tier is Tier.STAGE else split.audience_filter)
+            )
+            found = await tx.page_participants(
+                cid, limit=limit + 1, after=after, prefix=prefix, **where
+            )
+        page = [tiered_view(p, split.tier(p.user_id)) for p in found[:limit]]
+        more = len(found) > limit
         return {"participants": page, "next_cursor": page[-1]["user_id"] if more else None}
 
     async def list_calls(
@@ -203,11 +207,8 @@ class CallsService:
                     cid, identity.user_id, identity.name, identity.image, now, now
                 )
                 await tx.upsert_participant(participant)
-                changes.emit(
-                    EventType.PARTICIPANT_JOINED,
-                    {"participant": participant_view(participant)},
-                    Audience.watchers(),
-                )
+                tier = tier_of(await ctx.user_capabilities(tx, identity.user_id))
+                emit_presence(changes, EventType.PARTICIPANT_JOINED, participant, tier)
             else:
                 # Joining again counts as being seen: presence starts its grace anew.
                 await tx.touch_participants([(cid, identity.user_id)], now)
@@ -222,11 +223,8 @@ class CallsService:
             participant = await tx.get_participant(cid, identity.user_id)
             if participant is not None:
                 await tx.delete_participant(cid, identity.user_id)
-                changes.emit(
-                    EventType.PARTICIPANT_LEFT,
-                    {"participant": participant_view(participant)},
-                    Audience.watchers(),
-                )
+                tier = tier_of(await ctx.user_capabilities(tx, identity.user_id))
+                emit_presence(changes, EventType.PARTICIPANT_LEFT, participant, tier)
             return await self._state_after(changes, identity)
 
     async def set_live(self, identity: Identity, cid: str, live: bool) -> dict[str, Any]:
@@ -238,6 +236,7 @@ class CallsService:
             await ctx.require(tx, identity, Capability.GO_LIVE)
             target = CallPhase.LIVE if live else CallPhase.BACKSTAGE
             if ctx.call.phase is not target:
+                before = await split_of(tx, ctx)
                 await tx.update_call(cid, phase=target, updated_at=changes.now)
                 ctx = await load_call(tx, cid)
                 changes.emit(
@@ -246,6 +245,7 @@ class CallsService:
                     Audience.watchers(),
                     refresh=True,
                 )
+                await emit_moves(changes, cid, before, await split_of(tx, ctx), None)
             return await self._state_after(changes, identity)
 
     async def end(self, identity: Identity, cid: str) -> dict[str, Any]:
@@ -297,6 +297,7 @@ class CallsService:
                 await after_capability_change(
                     changes, ctx, change.user_id, before, member, by=identity.user_id
                 )
+                await announce_move(changes, ctx, change.user_id, before, member)
             for user_id in dict.fromkeys(remove):
                 before = await tx.get_member(cid, user_id)
                 if before is None or not await tx.delete_member(cid, user_id):
@@ -310,6 +311,7 @@ class CallsService:
                 await after_capability_change(
                     changes, ctx, user_id, before, None, by=identity.user_id
                 )
+                await announce_move(changes, ctx, user_id, before, None)
             return await self._state_after(changes, identity)
 
     async def _state_after(self, changes: Changes, identity: Identity) -> dict[str, Any]:
@@ -329,12 +331,23 @@ class CallsService:
             user_id=None if moderator else identity.user_id,
         )
         now = self.rt.clock()
+        members = await tx.list_members(ctx.cid)
+        blocked = [b.user_id for b in await tx.list_blocks(ctx.cid)]
+        split = tier_split(
+            CallAccess(
+                call_type=ctx.call_type,
+                phase=ctx.call.phase,
+                members={m.user_id: m.permissions for m in members},
+                blocked=frozenset(blocked),
+            )
+        )
         return state_view(
             call=ctx.call,
             call_type=ctx.call_type,
-            members=await tx.list_members(ctx.cid),
-            participants=await tx.list_participants(ctx.cid),
-            blocked=[b.user_id for b in await tx.list_blocks(ctx.cid)],
+            members=members,
+            stage=await stage_of(tx, ctx.cid, split, also=identity.user_id),
+            audience_count=await count_audience(tx, ctx.cid, split),
+            blocked=blocked,
             pending_requests=[r for r in pending if r.expires_at > now],
             own_capabilities=caps,
         )

@@ -22,12 +22,17 @@ from podium.core.call_types import CallType
 from podium.core.capabilities import ALL_CAPABILITIES, Capabilities, Capability
 from podium.core.errors import CallEnded, CallNotFound, PermissionDenied
 from podium.core.policy import CallAccess, CallPhase, own_capabilities
+from podium.protocol.events import EventType
 from podium.services import metrics
 from podium.services.identity import Identity
 from podium.store.base import Store, Transaction
 from podium.store.records import CallRecord, MemberRecord
 
 Clock = Callable[[], datetime]
+#: Events after which a call's audience count may differ.
+_COUNT_CHANGES = frozenset(
+    {EventType.PARTICIPANT_JOINED, EventType.PARTICIPANT_LEFT, EventType.PARTICIPANT_MOVED}
+)
 log = logging.getLogger("podium.services")
 
 
@@ -43,6 +48,8 @@ class Runtime:
     bus: EventBus
     clock: Clock = utcnow
     limits: Limits = field(default_factory=Limits)
+    #: Calls whose audience count this node may have changed (`AudienceCounter` takes them).
+    audience_changes: set[str] = field(default_factory=set)
 
 
 class _Unread(Enum):
@@ -175,6 +182,8 @@ async def writing(runtime: Runtime, cid: str | None) -> AsyncIterator[Changes]:
         changes = Changes(tx, cid, runtime.clock())
         yield changes
         await changes.flush()
+    if cid is not None and any(e.type in _COUNT_CHANGES for e in changes.events):
+        runtime.audience_changes.add(cid)
     for event in changes.events:
         try:
             await runtime.bus.publish(event)

@@ -26,12 +26,12 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from podium.bus.base import EventBus
-from podium.bus.events import AudienceKind, CallEvent
+from podium.bus.events import Audience, AudienceKind, CallEvent
 from podium.core.capabilities import (
     Capabilities,
     Capability,
@@ -51,6 +51,8 @@ from podium.store.base import Store
 log = logging.getLogger("podium.delivery")
 
 REPLAY_PAGE = 1000
+#: Watching with `audience: true` (the audience's own joins and leaves) needs this.
+OPT_IN = Capability.UPDATE_CALL_PERMISSIONS
 
 
 class Connection(Protocol):
@@ -92,22 +94,69 @@ async def read_log(store: Store, cid: str, after: int, through: int) -> list[Cal
 
 @dataclass(eq=False)
 class Feed:
+    """One watched call on this node: its position in the log and its watchers, grouped.
+
+    Watchers are grouped by the capabilities they hold, so delivering an event
+    costs one check per distinct capability set (a handful: host, speaker,
+    listener...) plus the socket writes, however many watch.
+    """
+
     cid: str
     last_seq: int = -1
     access: CallAccess | None = None
     loaded_at: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    cursors: dict[Connection, int] = field(default_factory=dict)
-    """Per watching connection, the last seq it was given or passed over."""
     held: dict[Connection, Capabilities] = field(default_factory=dict)
-    """Per connection, its capabilities under `access` (cleared on every reload)."""
+    """Every watching connection and its capabilities under `access`."""
+    groups: dict[Capabilities, set[Connection]] = field(default_factory=dict)
+    """The watching connections by what they hold."""
+    opted_in: set[Connection] = field(default_factory=set)
+    """Watchers that asked for the audience's individual joins and leaves."""
 
-    def capabilities(self, conn: Connection) -> Capabilities:
-        caps = self.held.get(conn)
-        if caps is None:
-            assert self.access is not None
-            caps = self.held[conn] = conn.identity.capabilities_in(self.access)
-        return caps
+    def add(self, conn: Connection, caps: Capabilities) -> None:
+        self.remove(conn)
+        self.held[conn] = caps
+        self.groups.setdefault(caps, set()).add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        caps = self.held.pop(conn, None)
+        self.opted_in.discard(conn)
+        if caps is not None:
+            group = self.groups[caps]
+            group.discard(conn)
+            if not group:
+                del self.groups[caps]
+
+    def regroup(self, conn: Connection) -> None:
+        """Recompute what `conn` holds under the current `access`."""
+        assert self.access is not None
+        caps = conn.identity.capabilities_in(self.access)
+        if self.held.get(conn) != caps:
+            opted = conn in self.opted_in
+            self.add(conn, caps)
+            if opted:
+                self.opted_in.add(conn)
+
+    def holders(self, capability: Capability) -> Iterator[Connection]:
+        for caps, conns in self.groups.items():
+            if capability in caps:
+                yield from conns
+
+
+def visible(audience: Audience, user_id: str, caps: Capabilities, opted_in: bool) -> bool:
+    """Whether a watcher (`user_id`, holding `caps`) receives an event for this audience.
+
+    Delivery and replay decide the same way, so a replay with `since` gives
+    exactly what the connection would have been sent live.
+    """
+    if audience.kind is AudienceKind.USERS:
+        return user_id in audience.user_ids
+    if user_id in audience.user_ids:
+        return True
+    needed = audience.capability or Capability.READ_CALL
+    if audience.kind is AudienceKind.OPTED_IN:
+        return opted_in and needed in caps
+    return needed in caps
 
 
 class EventHub:
@@ -169,7 +218,7 @@ class EventHub:
             conns.discard(conn)
             if not conns:
                 del self.by_user[conn.identity.user_id]
-        for cid in [cid for cid, feed in self.feeds.items() if conn in feed.cursors]:
+        for cid in [cid for cid, feed in self.feeds.items() if conn in feed.held]:
             self.unwatch(conn, cid)
 
     def watching_users(self) -> set[tuple[str, str]]:
@@ -177,7 +226,7 @@ class EventHub:
         return {
             (cid, conn.identity.user_id)
             for cid, feed in self.feeds.items()
-            for conn in feed.cursors
+            for conn in feed.held
             if not conn.identity.server
         }
 
@@ -195,10 +244,14 @@ class EventHub:
                 conn.send(text)
                 return
 
-    async def watch(self, conn: Connection, cid: str, since: int | None) -> int:
+    async def watch(
+        self, conn: Connection, cid: str, since: int | None, *, audience: bool = False
+    ) -> int:
         """Start delivering `cid`'s events to `conn`; replays those after `since` first.
 
-        Returns the seq the connection is now at (sent as `watch.ok`).
+        `audience` asks for the audience's individual joins and leaves too
+        (holders of `update-call-permissions` only). Returns the seq the
+        connection is now at (sent as `watch.ok`).
         """
         feed = self.feeds.setdefault(cid, Feed(cid))
         try:
@@ -207,25 +260,28 @@ class EventHub:
                     await self._load(feed)
                 assert feed.access is not None
                 caps = conn.identity.capabilities_in(feed.access)
-                if Capability.READ_CALL not in caps:
-                    raise PermissionDenied(
-                        "missing capability read-call", {"capability": "read-call"}
-                    )
+                for needed in (Capability.READ_CALL, *([OPT_IN] if audience else [])):
+                    if needed not in caps:
+                        raise PermissionDenied(
+                            f"missing capability {needed.value}", {"capability": needed.value}
+                        )
+                feed.remove(conn)
                 cursor = feed.last_seq if since is None else max(0, min(since, feed.last_seq))
-                cursor = await self._replay(feed, conn, cursor)
-                feed.cursors[conn] = cursor
-                return cursor
+                await self._replay(feed, conn, cursor, audience)
+                feed.add(conn, caps)
+                if audience:
+                    feed.opted_in.add(conn)
+                return feed.last_seq
         finally:
-            if not feed.cursors and self.feeds.get(cid) is feed:
+            if not feed.held and self.feeds.get(cid) is feed:
                 del self.feeds[cid]
 
     def unwatch(self, conn: Connection, cid: str) -> None:
         feed = self.feeds.get(cid)
         if feed is None:
             return
-        feed.cursors.pop(conn, None)
-        feed.held.pop(conn, None)
-        if not feed.cursors and not feed.lock.locked():
+        feed.remove(conn)
+        if not feed.held and not feed.lock.locked():
             del self.feeds[cid]
 
     async def on_event(self, event: CallEvent) -> None:
@@ -233,7 +289,7 @@ class EventHub:
         feed = self.feeds.get(event.call_cid)
         if feed is None:
             if event.audience.kind is AudienceKind.USERS:
-                await self._send_to_users(event, event.audience.user_ids, None)
+                await self._send_to_users(event, event.audience.user_ids)
             return
         await self._deliver_through(feed, event.seq, event)
 
@@ -265,22 +321,34 @@ class EventHub:
                 await self._deliver(feed, item)
 
     async def _deliver(self, feed: Feed, event: CallEvent) -> None:
+        """Send one event to its recipients here: encoded once, whoever they are."""
         if self.clock() - feed.loaded_at > self.access_max_age_s:
-            await self._load(feed)
+            await self._reload(feed)
         audience = event.audience
         if audience.kind is AudienceKind.USERS:
-            await self._send_to_users(event, audience.user_ids, feed)
+            await self._send_to_users(event, audience.user_ids)
         else:
             text = encode(event.frame())
             needed = audience.capability or Capability.READ_CALL
+            opted = audience.kind is AudienceKind.OPTED_IN
+            recipients: Iterable[Connection] = (
+                [c for c in feed.opted_in if needed in feed.held[c]]
+                if opted
+                else feed.holders(needed)
+            )
             sent = 0
-            for conn, cursor in feed.cursors.items():
-                if cursor >= event.seq:
-                    continue
-                feed.cursors[conn] = event.seq
-                if conn.identity.user_id in audience.user_ids or needed in feed.capabilities(conn):
-                    conn.send(text)
-                    sent += 1
+            for conn in recipients:
+                conn.send(text)
+                sent += 1
+            for user_id in audience.user_ids:
+                for conn in self.by_user.get(user_id, ()):
+                    caps = feed.held.get(conn)
+                    already = (
+                        caps is not None and needed in caps and (not opted or conn in feed.opted_in)
+                    )
+                    if caps is not None and not already:
+                        conn.send(text)
+                        sent += 1
             metrics.FRAMES_DELIVERED.inc(sent)
         feed.last_seq = event.seq
         if event.refresh:
@@ -324,27 +392,24 @@ class EventHub:
             self._forget(feed, [user_id])
         elif kind in (EventType.LIVE_STARTED, EventType.LIVE_STOPPED, EventType.ENDED):
             feed.access = replace(access, phase=CallPhase(payload["call"]["phase"]))
-            feed.held.clear()
+            for conn in list(feed.held):
+                feed.regroup(conn)
         else:
-            await self._load(feed)
+            await self._reload(feed)
 
     def _forget(self, feed: Feed, user_ids: Iterable[str]) -> None:
+        """Regroup these users' watching connections after their capabilities changed."""
         for user_id in user_ids:
             for conn in self.by_user.get(user_id, ()):
-                feed.held.pop(conn, None)
+                if conn in feed.held:
+                    feed.regroup(conn)
 
-    async def _send_to_users(
-        self, event: CallEvent, user_ids: Iterable[str], feed: Feed | None
-    ) -> None:
+    async def _send_to_users(self, event: CallEvent, user_ids: Iterable[str]) -> None:
         """User-addressed events reach all of that user's connections, watching or not."""
         text = encode(event.frame())
         sent = 0
         for user_id in user_ids:
             for conn in self.by_user.get(user_id, ()):
-                if feed is not None and conn in feed.cursors:
-                    if feed.cursors[conn] >= event.seq:
-                        continue
-                    feed.cursors[conn] = event.seq
                 if event.type == EventType.PERMISSIONS_UPDATED and (
                     conn.identity.server or conn.identity.role is not None
                 ):
@@ -361,9 +426,11 @@ class EventHub:
             caps = await ctx.capabilities(tx, identity)
         return encode({**event.frame(), "own_capabilities": sorted_names(caps)})
 
-    async def _replay(self, feed: Feed, conn: Connection, cursor: int) -> int:
+    async def _replay(self, feed: Feed, conn: Connection, cursor: int, opted_in: bool) -> None:
+        """Send `conn` what it may see of the log from `cursor` to the feed's `last_seq`."""
         access = feed.access
         assert access is not None
+        caps = conn.identity.capabilities_in(access)
         while cursor < feed.last_seq:
             async with self.store.read() as tx:
                 events = await tx.events_since(feed.cid, cursor, limit=REPLAY_PAGE)
@@ -371,29 +438,40 @@ class EventHub:
             if not events:
                 break
             for event in events:
-                if self._visible(event, conn.identity, access):
+                if visible(event.audience, conn.identity.user_id, caps, opted_in):
                     conn.send(encode(event.frame()))
                 cursor = event.seq
-        return cursor
-
-    @staticmethod
-    def _visible(event: CallEvent, identity: Identity, access: CallAccess) -> bool:
-        audience = event.audience
-        if identity.user_id in audience.user_ids:
-            return True
-        if audience.kind is AudienceKind.USERS:
-            return False
-        needed = audience.capability or Capability.READ_CALL
-        return needed in identity.capabilities_in(access)
 
     async def _load(self, feed: Feed) -> None:
         async with self.store.read() as tx:
             ctx = await load_call(tx, feed.cid)
             feed.access = await ctx.access(tx)
-            feed.held.clear()
             if feed.last_seq < 0:
                 feed.last_seq = ctx.call.last_seq
         feed.loaded_at = self.clock()
+
+    async def _reload(self, feed: Feed) -> None:
+        """Read the call's access again; regroup only the watchers whose capabilities it changes.
+
+        A change of call type or phase can change anyone's; otherwise only the
+        users whose member record or block differs can be affected.
+        """
+        before = feed.access
+        await self._load(feed)
+        after = feed.access
+        assert after is not None
+        if before == after:
+            return
+        if before is None or (before.call_type, before.phase) != (after.call_type, after.phase):
+            for conn in list(feed.held):
+                feed.regroup(conn)
+            return
+        changed = {
+            u
+            for u in before.members.keys() | after.members.keys()
+            if before.members.get(u) != after.members.get(u)
+        }
+        self._forget(feed, changed | (before.blocked ^ after.blocked))
 
     async def _health_loop(self) -> None:
         frame = encode({"type": "health.check"})

@@ -16,8 +16,10 @@ from podium.core.requests import (
     resolve,
     satisfied_requests,
 )
+from podium.core.stage import tier_of
 from podium.protocol.events import EventType, PermissionsReason
 from podium.services.context import CallContext, Changes
+from podium.services.views import participant_view
 from podium.store.records import MemberRecord
 
 MODERATORS = Capability.UPDATE_CALL_PERMISSIONS
@@ -48,6 +50,31 @@ async def after_capability_change(
         if role_changed
         else PermissionsReason.PERMISSIONS_CHANGED,
     )
+
+
+async def announce_move(
+    changes: Changes,
+    ctx: CallContext,
+    user_id: str,
+    before: MemberRecord | None,
+    after: MemberRecord | None,
+) -> None:
+    """`call.participant_moved` to every watcher if this member change moved a joined participant.
+
+    Emitted after the member event, so a client applying events in order
+    already knows the new grants when the participant changes tier.
+    """
+    tx = changes.tx
+    old, new = [await ctx.user_capabilities(tx, user_id, member=m) for m in (before, after)]
+    if tier_of(old) is tier_of(new):
+        return
+    participant = await tx.get_participant(ctx.cid, user_id)
+    if participant is not None:
+        changes.emit(
+            EventType.PARTICIPANT_MOVED,
+            {"participant": {**participant_view(participant), "tier": tier_of(new).value}},
+            Audience.watchers(),
+        )
 
 
 def notify_capabilities(changes: Changes, user_id: str, caps: Capabilities, *, reason: str) -> None:

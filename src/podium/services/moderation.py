@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from podium.bus.events import Audience
 from podium.core.capabilities import Capability
+from podium.core.stage import tier_of
 from podium.protocol.events import EventType, LeftReason, PermissionsReason
 from podium.protocol.media import MuteKind
+from podium.services.audience import emit_presence
 from podium.services.context import Runtime, load_call, writing
 from podium.services.grants import (
     end_pending_requests,
     notify_capabilities,
 )
 from podium.services.identity import Identity
-from podium.services.views import participant_view
 from podium.store.records import BlockRecord
 
 
@@ -53,11 +54,14 @@ class ModerationService:
             await end_pending_requests(changes, ctx, user_id, by=identity.user_id, reason="blocked")
             participant = await tx.get_participant(cid, user_id)
             if participant is not None:
+                tier = tier_of(await ctx.user_capabilities(tx, user_id))
                 await tx.delete_participant(cid, user_id)
-                changes.emit(
+                emit_presence(
+                    changes,
                     EventType.PARTICIPANT_LEFT,
-                    {"participant": participant_view(participant), "reason": LeftReason.BLOCKED},
-                    Audience.watchers(),
+                    participant,
+                    tier,
+                    reason=LeftReason.BLOCKED,
                 )
             await tx.insert_block(BlockRecord(cid, user_id, identity.user_id, changes.now))
             changes.emit(

@@ -38,6 +38,7 @@ from podium.services.grants import (
     EXPIRED_REASON,
     MODERATORS,
     after_capability_change,
+    announce_move,
     announce_resolution,
     store_resolution,
     write_resolution,
@@ -283,6 +284,7 @@ class PermissionsService:
             Audience.watchers(),
             refresh=True,
         )
+        await announce_move(changes, ctx, user_id, before, after)
 
 
 async def _require_not_blocked(changes: Changes, user_id: str) -> None:

@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from podium.bus.events import Audience
+from podium.core.stage import tier_of
 from podium.protocol.events import EventType, LeftReason
-from podium.services.context import Runtime, writing
+from podium.services.audience import emit_presence
+from podium.services.context import Runtime, load_call, writing
 from podium.services.delivery import EventHub
 from podium.services.periodic import run_every
-from podium.services.views import participant_view
 
 #: `reason` of the `call.participant_left` a sweep emits.
 Key = tuple[str, str]
@@ -88,14 +88,15 @@ class PresenceService:
                 participant = await changes.tx.get_participant(cid, candidate.user_id)
                 if participant is None or participant.seen_at >= cutoff:
                     continue
+                ctx = await load_call(changes.tx, cid)
+                tier = tier_of(await ctx.user_capabilities(changes.tx, participant.user_id))
                 await changes.tx.delete_participant(cid, participant.user_id)
-                changes.emit(
+                emit_presence(
+                    changes,
                     EventType.PARTICIPANT_LEFT,
-                    {
-                        "participant": participant_view(participant),
-                        "reason": LeftReason.DISCONNECTED,
-                    },
-                    Audience.watchers(),
+                    participant,
+                    tier,
+                    reason=LeftReason.DISCONNECTED,
                 )
                 left += 1
         return left

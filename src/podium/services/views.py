@@ -56,22 +56,27 @@ def state_view(
     call: CallRecord,
     call_type: CallType,
     members: Iterable[MemberRecord],
-    participants: Iterable[ParticipantRecord],
+    stage: list[dict[str, Any]],
+    audience_count: int,
     blocked: Iterable[str],
     pending_requests: Iterable[PermissionRequest],
     own_capabilities: Capabilities,
 ) -> dict[str, Any]:
     """The call state object every call endpoint returns.
 
-    `pending_requests` holds every pending request for holders of
-    `update-call-permissions` and only the caller's own for everyone else,
-    so a reconnecting client can restore its "awaiting" state.
+    `participants` is the stage (with the caller, when it joined, wherever it
+    is) and `audience_count` counts the rest: the audience is read page by
+    page, so the state stays small however many listen. `pending_requests`
+    holds every pending request for holders of `update-call-permissions` and
+    only the caller's own for everyone else, so a reconnecting client can
+    restore its "awaiting" state.
     """
     return {
         "call": call_view(call),
         "settings": call_type.to_dict(),
         "members": [member_view(m) for m in members],
-        "participants": [participant_view(p) for p in participants],
+        "participants": stage,
+        "audience_count": audience_count,
         "blocked_user_ids": sorted(blocked),
         "own_capabilities": sorted_names(own_capabilities),
         "pending_requests": [r.to_dict() for r in pending_requests],

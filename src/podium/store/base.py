@@ -9,7 +9,7 @@ commits together when it exits without an exception, or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -44,7 +44,11 @@ class Transaction(Protocol):
         phase: CallPhase | None = None,
         custom: dict[str, Any] | None = None,
         ended_at: datetime | None = None,
-    ) -> None: ...
+        audience: tuple[int, datetime] | None = None,
+    ) -> None:
+        """`audience` is the (count, time) of a `call.audience_updated` being logged."""
+        ...
+
     async def calls_created_since(self, user_id: str, since: datetime) -> list[datetime]:
         """When each call `user_id` created after `since` was created, oldest first."""
         ...
@@ -71,7 +75,35 @@ class Transaction(Protocol):
 
     # participants
     async def get_participant(self, cid: str, user_id: str) -> ParticipantRecord | None: ...
-    async def list_participants(self, cid: str) -> list[ParticipantRecord]: ...
+    async def list_participants(
+        self, cid: str, *, only: Collection[str] | None = None, excluding: Collection[str] = ()
+    ) -> list[ParticipantRecord]:
+        """The call's participants in join order (`only` and `excluding` filter user ids)."""
+        ...
+
+    async def page_participants(
+        self,
+        cid: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        prefix: str | None = None,
+        only: Collection[str] | None = None,
+        excluding: Collection[str] = (),
+    ) -> list[ParticipantRecord]:
+        """Up to `limit` participants in user id order, from the one after `after`.
+
+        `prefix` keeps those whose name or user id starts with it (case-insensitive);
+        `only` keeps those user ids, `excluding` drops those.
+        """
+        ...
+
+    async def count_participants(
+        self, cid: str, *, only: Collection[str] | None = None, excluding: Collection[str] = ()
+    ) -> int:
+        """How many participants the call has (`only` and `excluding` as in `page_participants`)."""
+        ...
+
     async def upsert_participant(self, participant: ParticipantRecord) -> None: ...
     async def delete_participant(self, cid: str, user_id: str) -> bool: ...
     async def delete_participants(self, cid: str) -> list[str]:

@@ -22,6 +22,9 @@ class CallRecord:
     custom: dict[str, Any] = field(default_factory=dict)
     ended_at: datetime | None = None
     last_seq: int = 0
+    #: The last `call.audience_updated` count, and when it was logged (the coalescing window).
+    audience_count: int = 0
+    audience_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,8 @@ calls = Table(
     Column("ended_at", UtcDateTime, nullable=True),
     Column("custom", JSON, nullable=False),
     Column("last_seq", BigInteger, nullable=False),
+    Column("audience_count", Integer, nullable=False, server_default="0"),
+    Column("audience_at", UtcDateTime, nullable=True),
     Index(None, "phase", "created_at"),
     Index(None, "created_at"),
     Index(None, "created_by", "created_at"),

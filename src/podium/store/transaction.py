@@ -7,7 +7,7 @@ Nothing commits early: `SqlStore` opens and ends the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -21,6 +21,7 @@ from sqlalchemy import (
     and_,
     delete,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -121,8 +122,11 @@ class SqlTransaction:
         phase: CallPhase | None = None,
         custom: dict[str, Any] | None = None,
         ended_at: datetime | None = None,
+        audience: tuple[int, datetime] | None = None,
     ) -> None:
         values: dict[str, Any] = {"updated_at": updated_at}
+        if audience is not None:
+            values["audience_count"], values["audience_at"] = audience
         if phase is not None:
             values["phase"] = phase.value
         if custom is not None:
@@ -182,9 +186,48 @@ class SqlTransaction:
         row = await self._one(select(participants).where(_user_key(participants, cid, user_id)))
         return schema.participant_from_row(row) if row else None
 
-    async def list_participants(self, cid: str) -> list[ParticipantRecord]:
-        rows = await self._all(_of_call(participants, cid, participants.c.joined_at))
+    async def list_participants(
+        self, cid: str, *, only: Collection[str] | None = None, excluding: Collection[str] = ()
+    ) -> list[ParticipantRecord]:
+        statement = _participants_where(
+            select(participants), cid, only=only, excluding=excluding
+        ).order_by(participants.c.joined_at, participants.c.user_id)
+        return [schema.participant_from_row(row) for row in await self._all(statement)]
+
+    async def page_participants(
+        self,
+        cid: str,
+        *,
+        limit: int,
+        after: str | None = None,
+        prefix: str | None = None,
+        only: Collection[str] | None = None,
+        excluding: Collection[str] = (),
+    ) -> list[ParticipantRecord]:
+        statement = _participants_where(
+            select(participants), cid, only=only, excluding=excluding
+        ).order_by(participants.c.user_id)
+        if after is not None:
+            statement = statement.where(participants.c.user_id > after)
+        if prefix:
+            pattern = _like_prefix(prefix)
+            statement = statement.where(
+                or_(
+                    func.lower(participants.c.name).like(pattern, escape="\\"),
+                    func.lower(participants.c.user_id).like(pattern, escape="\\"),
+                )
+            )
+        rows = await self._all(statement.limit(limit))
         return [schema.participant_from_row(row) for row in rows]
+
+    async def count_participants(
+        self, cid: str, *, only: Collection[str] | None = None, excluding: Collection[str] = ()
+    ) -> int:
+        statement = _participants_where(
+            select(func.count()).select_from(participants), cid, only=only, excluding=excluding
+        )
+        row = await self._one(statement)
+        return int(row[0]) if row else 0
 
     async def upsert_participant(self, participant: ParticipantRecord) -> None:
         row = schema.record_values(participant)
@@ -404,6 +447,23 @@ def _upsert(conn: SqlConnection, table: Table, row: dict[str, Any], key: list[st
 
 def _user_key(table: Table, cid: str, user_id: str) -> ColumnElement[bool]:
     return and_(table.c.call_cid == cid, table.c.user_id == user_id)
+
+
+def _participants_where(
+    statement: Select[Any], cid: str, *, only: Collection[str] | None, excluding: Collection[str]
+) -> Select[Any]:
+    statement = statement.where(participants.c.call_cid == cid)
+    if only is not None:
+        statement = statement.where(participants.c.user_id.in_(sorted(only)))
+    if excluding:
+        statement = statement.where(participants.c.user_id.not_in(sorted(excluding)))
+    return statement
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching what starts with `prefix` (lower-cased, wildcards escaped)."""
+    escaped = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
 
 
 def _of_call(table: Table, cid: str, first: ColumnElement[Any]) -> Select[Any]:
