@@ -35,6 +35,8 @@ class ServerProcess:
     redis_url: str | None = None
     port: int = field(default_factory=free_port)
     dev: bool = False
+    #: `--workers`: above 1 the process is a supervisor of that many server processes.
+    workers: int = 1
     extra_env: Mapping[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -65,6 +67,8 @@ class ServerProcess:
         args = [sys.executable, "-m", "podium", "serve", "--port", str(self.port)]
         if self.dev:
             args.append("--dev")
+        if self.workers != 1:
+            args += ["--workers", str(self.workers)]
         with open(self.workdir / f"server-{self.port}.log", "ab") as log:
             self.proc = subprocess.Popen(args, cwd=self.workdir, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout_s

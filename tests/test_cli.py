@@ -268,6 +268,52 @@ def test_serve_dev_refuses_a_non_loopback_host(tmp_path: Path, host: str) -> Non
     assert not db.exists(), "the database was opened: serve got past the check"
 
 
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({}, "needs PostgreSQL and Redis"),
+        ({"PODIUM_REDIS_URL": "redis://127.0.0.1:6379/0"}, "needs PostgreSQL, not sqlite"),
+        ({"PODIUM_DATABASE_URL": "postgresql://podium@127.0.0.1:5432/x"}, "needs Redis"),
+    ],
+)
+def test_serve_workers_refuses_without_postgres_and_redis(
+    tmp_path: Path, env: dict[str, str], missing: str
+) -> None:
+    """One line naming what is missing and the flag that gives it; nothing opened or bound."""
+    db = tmp_path / "never.db"
+    port = free_port()
+    done = _podium(
+        "serve",
+        "--workers",
+        "2",
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        env={"PODIUM_SECRET": SECRET, "PODIUM_DATABASE_URL": f"sqlite:///{db}", **env},
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"--workers 2 {missing}" in done.stderr
+    assert "postgresql://..." in done.stderr or "redis://..." in done.stderr
+    assert "Podium on" not in done.stderr
+    assert not db.exists(), "the database was opened: serve got past the check"
+
+
+def test_serve_workers_from_the_environment_and_auto(tmp_path: Path) -> None:
+    """PODIUM_WORKERS counts like --workers; `auto` is one per CPU (here 1 or more)."""
+    env = {"PODIUM_SECRET": SECRET, "PODIUM_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    refused = _podium("serve", cwd=tmp_path, env={**env, "PODIUM_WORKERS": "3"})
+    assert refused.returncode == 2
+    assert "--workers 3 needs PostgreSQL and Redis" in refused.stderr
+    bad = _podium("serve", "--workers", "0", cwd=tmp_path, env=env)
+    assert bad.returncode == 2
+    assert "--workers must be a positive number or 'auto', got '0'" in bad.stderr
+    if (os.cpu_count() or 1) > 1:
+        auto = _podium("serve", "--workers", "auto", cwd=tmp_path, env=env)
+        assert auto.returncode == 2
+        assert f"--workers {os.cpu_count()} needs" in auto.stderr
+
+
 def test_help_lists_the_commands(runner: CliRunner) -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0

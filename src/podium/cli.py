@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from podium.config import LOOPBACK_HOSTS, Settings, SettingsError
+from podium.config import (
+    LOOPBACK_HOSTS,
+    Settings,
+    SettingsError,
+    parse_workers,
+    shared_backends_problem,
+)
 from podium.core.call_types import CallType
 from podium.tokens import (
     DEFAULT_SERVER_TTL_S,
@@ -46,19 +57,30 @@ def serve(
             envvar="PODIUM_METRICS_PORT",
             min=1,
             max=65535,
-            help="Also serve /metrics without a token on 127.0.0.1:PORT.",
+            help="Also serve /metrics without a token on 127.0.0.1:PORT "
+            "(with --workers, worker 0's figures, which hold the SFU's).",
         ),
     ] = None,
+    workers: Annotated[
+        str,
+        typer.Option(
+            envvar="PODIUM_WORKERS",
+            help="Server processes sharing the port: a number, or auto (one per CPU). "
+            "More than 1 needs PostgreSQL and Redis.",
+        ),
+    ] = "1",
 ) -> None:
     """Run the Podium server."""
     from podium.api.app import create_app
-    from podium.serving import PortInUse, bind
+    from podium.serving import PortInUse, bind, worker_slot
     from podium.serving import serve as run_server
 
     if dev and host not in LOOPBACK_HOSTS:
         err.print(f"[red]--dev mints tokens for anyone: refusing to serve it on {host}[/red]")
         raise typer.Exit(2)
+    slot = worker_slot(os.environ)
     try:
+        count = parse_workers(workers) if slot is None else slot.count
         settings = Settings.from_env().with_overrides(
             host=host,
             port=port,
@@ -70,6 +92,20 @@ def serve(
     except SettingsError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    if slot is not None:
+        # A worker of a supervising `podium serve`, which checked and announced it all.
+        settings = replace(settings, worker=slot)
+        try:
+            sock = bind(host, port, reuse_port=True)
+        except PortInUse as exc:
+            err.print(f"[red]podium serve worker {slot.index}: {exc}[/red]")
+            raise typer.Exit(1) from None
+        run_server(create_app(settings), settings, sock)
+        return
+    problem = shared_backends_problem(settings, count)
+    if problem is not None:
+        err.print(f"[red]podium serve: {problem}[/red]")
+        raise typer.Exit(2)
     try:
         sock = bind(host, port)
         if settings.metrics_port is not None:
@@ -80,9 +116,39 @@ def serve(
     bus = "redis" if settings.redis_url else "in-process"
     err.print(
         f"Podium on http://{host}:{port}/  database={_redacted(settings.database_url)} "
-        f"bus={bus}{'  dev tokens ON' if dev else ''}"
+        f"bus={bus} workers={count}{'  dev tokens ON' if dev else ''}"
     )
-    run_server(create_app(settings), settings, sock)
+    if count == 1:
+        run_server(create_app(settings), settings, sock)
+        return
+    sock.close()
+    raise typer.Exit(_supervise(settings, count))
+
+
+def _supervise(settings: Settings, count: int) -> int:
+    """Run `count` workers of this server; they get the checked settings through the environment.
+
+    Secrets and URLs travel in the environment rather than the command line,
+    which every local user can read. Only worker 0 serves `--metrics-port`.
+    """
+    from podium.config import WorkerSlot
+    from podium.serving import WORKER_ENV, Supervisor, spawn_worker, worker_env
+
+    group = secrets.token_hex(8)
+    argv = [sys.executable, "-m", "podium", "serve", "--host", settings.host]
+    argv += ["--port", str(settings.port), *(["--dev"] if settings.dev else [])]
+    base = {key: value for key, value in os.environ.items() if key != "PODIUM_WORKERS"}
+    base |= {"PODIUM_SECRET": settings.secret, "PODIUM_DATABASE_URL": settings.database_url}
+    base["PODIUM_REDIS_URL"] = settings.redis_url or ""
+    base.pop("PODIUM_METRICS_PORT", None)
+
+    def spawn(index: int) -> subprocess.Popen[bytes]:
+        env = {**base, WORKER_ENV: worker_env(WorkerSlot(index, count, group))}
+        if index == 0 and settings.metrics_port is not None:
+            env["PODIUM_METRICS_PORT"] = str(settings.metrics_port)
+        return spawn_worker(argv, env)
+
+    return Supervisor(count, spawn).run()
 
 
 @app.command()

@@ -20,6 +20,8 @@ ICE_URL_SCHEMES = ("stun:", "stuns:", "turn:", "turns:")
 #: The shortest secret accepted: HS256 tokens are only as strong as it.
 MIN_SECRET_BYTES = 32
 GENERATE_SECRET_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+#: Database URL schemes several server processes can share (SQLite is one process's file).
+SHARED_DATABASE_SCHEMES = ("postgresql", "postgresql+asyncpg")
 
 
 class SettingsError(ValueError):
@@ -129,6 +131,61 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class WorkerSlot:
+    """Which process of `podium serve --workers N` this is.
+
+    Worker 0 is the media worker: an SFU forwards media between the peer
+    connections of one call in memory, so exactly one process runs it and the
+    others relay `sfu.*` frames to it (`services.media_relay`).
+    """
+
+    index: int
+    count: int
+    #: Names this server's relay channels in Redis, so servers sharing one Redis keep apart.
+    group: str
+
+    @property
+    def media(self) -> bool:
+        return self.index == 0
+
+
+def parse_workers(text: str) -> int:
+    """`--workers` / `PODIUM_WORKERS`: a positive count, or `auto` for one per CPU."""
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    if not text.strip().isdigit() or int(text) < 1:
+        raise SettingsError(f"--workers must be a positive number or 'auto', got {text!r}")
+    return int(text)
+
+
+def shared_backends_problem(settings: Settings, workers: int) -> str | None:
+    """Why `workers` processes cannot run with these settings, in one line (None: they can).
+
+    Every worker is a node of its own: they must share a database and an event bus.
+    """
+    if workers == 1:
+        return None
+    scheme = settings.database_url.partition("://")[0]
+    postgres = scheme in SHARED_DATABASE_SCHEMES
+    if not postgres and settings.redis_url is None:
+        return (
+            f"--workers {workers} needs PostgreSQL and Redis: pass --database-url "
+            "postgresql://... and --redis-url redis://... (or PODIUM_DATABASE_URL, "
+            "PODIUM_REDIS_URL)"
+        )
+    if not postgres:
+        return (
+            f"--workers {workers} needs PostgreSQL, not {scheme}: pass --database-url "
+            "postgresql://... (or PODIUM_DATABASE_URL)"
+        )
+    if settings.redis_url is None:
+        return (
+            f"--workers {workers} needs Redis: pass --redis-url redis://... (or PODIUM_REDIS_URL)"
+        )
+    return None
+
+
+@dataclass(frozen=True)
 class Settings:
     secret: str
     database_url: str = DEFAULT_DATABASE_URL
@@ -147,6 +204,8 @@ class Settings:
     metrics_port: int | None = None
     #: Whether per-call metrics carry the call id as a label (off: calls are not named).
     metrics_call_labels: bool = False
+    #: Set in the processes of `podium serve --workers N` (N > 1); None in a lone server.
+    worker: WorkerSlot | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

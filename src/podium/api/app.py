@@ -26,7 +26,7 @@ from podium.services import metrics
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
 from podium.services.delivery import EventHub
-from podium.services.media import MediaService
+from podium.services.media_relay import media_for
 from podium.services.moderation import ModerationService
 from podium.services.periodic import run_every
 from podium.services.permissions import PermissionsService
@@ -51,14 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         await revocations.start()
         runtime = Runtime(store, bus, limits=settings.limits)
         permissions = PermissionsService(runtime)
-        media = MediaService(
-            runtime,
-            hub,
-            ice_servers=settings.ice_servers,
-            turn_secret=settings.turn_secret,
-            turn_ttl_s=settings.turn_ttl_s,
-            loopback_only=settings.media_loopback_only,
-        )
+        media = media_for(settings, runtime, hub)
         await media.start()
         presence = PresenceService(runtime, hub, grace_s=settings.presence_grace_s)
         await presence.start()

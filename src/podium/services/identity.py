@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from podium.core.capabilities import ALL_CAPABILITIES, Capabilities
 from podium.core.policy import CallAccess
@@ -48,3 +50,42 @@ class Identity:
 
     def public(self) -> dict[str, str | None]:
         return {"id": self.user_id, "name": self.name, "image": self.image}
+
+    def to_dict(self) -> dict[str, str | int | bool | None]:
+        """Every field, token ones included, for another process to act as this identity.
+
+        `podium serve --workers N` relays `sfu.*` frames to the media worker, which
+        re-reads capabilities with the identity (a token's role counts).
+        """
+        return {
+            "user_id": self.user_id,
+            "name": self.name,
+            "image": self.image,
+            "role": self.role,
+            "server": self.server,
+            "token_id": self.token_id,
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Identity:
+        """The identity `to_dict` gave; `ValueError` when a field has the wrong type."""
+        user_id, expires_at = data.get("user_id"), data.get("expires_at")
+        texts = {key: data.get(key) for key in ("name", "image", "role", "token_id")}
+        if not isinstance(user_id, str) or not isinstance(data.get("server"), bool):
+            raise ValueError("an identity needs a user_id string and a server flag")
+        if any(value is not None and not isinstance(value, str) for value in texts.values()):
+            raise ValueError("identity names, image, role and token id are strings or null")
+        if expires_at is not None and (
+            not isinstance(expires_at, int) or isinstance(expires_at, bool)
+        ):
+            raise ValueError("an identity's expires_at is whole seconds or null")
+        return cls(
+            user_id=user_id,
+            name=texts["name"],
+            image=texts["image"],
+            role=texts["role"],
+            server=bool(data["server"]),
+            token_id=texts["token_id"],
+            expires_at=expires_at,
+        )
