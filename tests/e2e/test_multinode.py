@@ -191,7 +191,9 @@ async def test_no_event_lost_or_duplicated_across_nodes_under_load(cluster: Clus
             )
 
         # A final event every watcher may see: once it has arrived on a connection,
-        # its node has handled every earlier event of the call.
+        # its node has handled every earlier event of the call. (First the last
+        # coalesced audience count, which may follow the revokes by up to ~1.2 s.)
+        await asyncio.sleep(1.5)
         await hosts[0].call("POST", f"{path}/mute", {"user_ids": [HOST]})
         last_seq = (await hosts[1].call("GET", path))["seq"]
         for conns in watchers.values():
