@@ -9,9 +9,11 @@ only pass through.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -242,4 +244,45 @@ async def test_no_event_lost_or_duplicated_across_nodes_under_load(cluster: Clus
             for ws in conns:
                 await ws.close()
         for api in apis:
+            await api.aclose()
+
+
+async def test_audience_counts_are_coalesced_and_exact_across_nodes(cluster: Cluster) -> None:
+    """Joins and leaves through both nodes at once: one count a second at most, the right one."""
+    call_id = f"mn-aud-{uuid.uuid4().hex[:12]}"
+    cid, path = f"audio_room:{call_id}", f"/calls/audio_room/{call_id}"
+    nodes = cluster.nodes
+    host, host_b = Api(nodes[0], HOST), Api(nodes[1], HOST)
+    users = [f"aud{i}" for i in range(30)]
+    apis = {u: Api(nodes[i % 2], u) for i, u in enumerate(users)}
+    watchers = [await Watcher(nodes[0], HOST).open(), await Watcher(nodes[1], "aud0").open()]
+    try:
+        await host.call("POST", path, {}, expect=201)
+        await host.call("POST", f"{path}/go-live")
+        for ws in watchers:
+            assert (await ws.watch(cid, since=0))["type"] == "watch.ok"
+        await asyncio.gather(*(apis[u].call("POST", f"{path}/join") for u in users))
+        await asyncio.gather(*(apis[u].call("POST", f"{path}/leave") for u in users[20:]))
+        for ws in watchers:
+            await ws.wait_for(
+                lambda f: f["type"] == "call.audience_updated" and f["audience_count"] == 20,
+                within_s=10,
+            )
+        await asyncio.sleep(1.5)
+        counts = [
+            [f for f in ws.events(cid) if f["type"] == "call.audience_updated"] for ws in watchers
+        ]
+        assert counts[0] == counts[1], "both nodes delivered the same counts"
+        assert counts[0][-1]["audience_count"] == 20
+        times = [datetime.fromisoformat(f["created_at"]) for f in counts[0]]
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+        assert all(gap >= 0.99 for gap in gaps), gaps
+        # no listener heard another's join: the one on node B heard only its own
+        joined = [f for f in watchers[1].events(cid) if f["type"] == "call.participant_joined"]
+        assert [f["participant"]["user_id"] for f in joined] == ["aud0"]
+        assert (await host_b.call("GET", path))["audience_count"] == 20
+    finally:
+        for ws in watchers:
+            await ws.close()
+        for api in (host, host_b, *apis.values()):
             await api.aclose()
