@@ -56,6 +56,7 @@ bench: $(VENV)/.test services
 	@scripts/ensure-debian-packages janus=janus
 	$(BIN)/python bench/permission_loop.py
 	$(BIN)/python bench/sfu.py
+	$(BIN)/python bench/audience.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis node_modules

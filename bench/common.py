@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -319,6 +320,160 @@ class CeilingServer(Subprocess):
             return True
 
         await self._wait_ready(listening, timeout_s)
+        return self
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process descending from it (a server's workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, ()))
+    return tree
+
+
+def process_rss_bytes(pid: int) -> int | None:
+    """Resident set size of one process, from /proc (None once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def tree_rss_bytes(pid: int) -> int | None:
+    """Summed resident set size of `pid` and its descendants."""
+    sizes = [process_rss_bytes(p) for p in process_tree(pid)]
+    known = [s for s in sizes if s is not None]
+    return sum(known) if known else None
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """Summed user + system CPU time of `pid` and its live descendants."""
+    times = [process_cpu_seconds(p) for p in process_tree(pid)]
+    known = [t for t in times if t is not None]
+    return sum(known) if known else None
+
+
+def podium_serve_has_option(option: str) -> bool:
+    """Whether `podium serve --help` of the installed server lists `option`."""
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "podium", "serve", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0 and option in done.stdout
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+PG_ADMIN_URL = os.environ.get("PODIUM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+"""Where a benchmark creates (and drops) a PostgreSQL database of its own."""
+
+
+@dataclass
+class PostgresDatabase:
+    """An empty database on the local PostgreSQL, created by `create()`, gone after `drop()`."""
+
+    name: str
+
+    @property
+    def url(self) -> str:
+        host = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
+        return f"postgresql+asyncpg://{host}/{self.name}"
+
+    async def _admin(self, sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncio.wait_for(asyncpg.connect(PG_ADMIN_URL), 10)
+        try:
+            await asyncio.wait_for(conn.execute(sql), 60)
+        finally:
+            await conn.close()
+
+    async def create(self) -> PostgresDatabase:
+        await self._admin(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    async def drop(self) -> None:
+        await self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@dataclass
+class RedisServer(Subprocess):
+    """A `redis-server` of the benchmark's own on a free 127.0.0.1 port, nothing saved."""
+
+    name: str = "redis"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    async def start(self, timeout_s: float = 15.0) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed")
+        args = [binary, "--bind", LOOPBACK, "--port", str(self.port), "--save", ""]
+        self._spawn([*args, "--appendonly", "no", "--dir", str(self.workdir)], os.environ)
+
+        async def answering() -> bool:
+            return port_open(self.port)
+
+        await self._wait_ready(answering, timeout_s)
+        return self
+
+
+@dataclass
+class PodiumWorkersServer(PodiumServer):
+    """`podium serve --workers N` on PostgreSQL and Redis, with `SECRET` as its token secret."""
+
+    name: str = "podium-workers"
+    workers: int = 2
+    database_url: str = ""
+    redis_url: str = ""
+
+    async def start(self, timeout_s: float = 60.0) -> PodiumWorkersServer:
+        env = {**os.environ, "PODIUM_SECRET": SECRET, **self.extra_env}
+        for name in ("PODIUM_DATABASE_URL", "PODIUM_REDIS_URL", "PODIUM_WORKERS"):
+            env.pop(name, None)
+        args = [sys.executable, "-m", "podium", "serve", "--host", LOOPBACK, "--port"]
+        args += [str(self.port), "--workers", str(self.workers)]
+        args += ["--database-url", self.database_url, "--redis-url", self.redis_url]
+        self._spawn(args, env)
+        async with httpx.AsyncClient(timeout=1.0) as http:
+
+            async def healthy() -> bool:
+                try:
+                    return (await http.get(f"{self.url}/healthz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await self._wait_ready(healthy, timeout_s)
         return self
 
 
