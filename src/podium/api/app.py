@@ -23,6 +23,7 @@ from podium.config import Settings
 from podium.core.errors import PermissionDenied
 from podium.protocol.errors import ErrorCode
 from podium.services import metrics
+from podium.services.audience import AudienceCounter
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
 from podium.services.delivery import EventHub
@@ -55,6 +56,8 @@ def create_app(settings: Settings) -> FastAPI:
         await media.start()
         presence = PresenceService(runtime, hub, grace_s=settings.presence_grace_s)
         await presence.start()
+        audience = AudienceCounter(runtime)
+        await audience.start()
         metrics.SFU.call_labels = settings.metrics_call_labels
         app.state.services = Services(
             settings=settings,
@@ -83,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
                 exporter.close()
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+            await audience.close()
             await presence.close()
             await media.close()
             await revocations.close()
