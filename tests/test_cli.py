@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -312,6 +313,29 @@ def test_serve_workers_from_the_environment_and_auto(tmp_path: Path) -> None:
         auto = _podium("serve", "--workers", "auto", cwd=tmp_path, env=env)
         assert auto.returncode == 2
         assert f"--workers {os.cpu_count()} needs" in auto.stderr
+
+
+def test_serve_workers_on_a_port_in_use_exits_1_before_starting_any(tmp_path: Path) -> None:
+    """The supervisor checks the port itself, like a lone server (URLs are only read here)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _podium(
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            cwd=tmp_path,
+            env={
+                "PODIUM_SECRET": SECRET,
+                "PODIUM_DATABASE_URL": "postgresql+asyncpg://podium@127.0.0.1:9/never",
+                "PODIUM_REDIS_URL": "redis://127.0.0.1:9/0",
+            },
+        )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"127.0.0.1:{port}" in done.stderr and "Podium on" not in done.stderr
 
 
 def test_help_lists_the_commands(runner: CliRunner) -> None:

@@ -34,7 +34,7 @@ from tests.e2e.clients import (
     publishing,
     replay,
 )
-from tests.server import ServerProcess
+from tests.server import ServerProcess, free_port
 
 HOST, SPEAKERS, LISTENERS = "host", ["s0", "s1"], ["l0", "l1", "l2"]
 ROUNDS = 12
@@ -288,6 +288,27 @@ async def test_killed_workers_are_restarted_and_serve_again(
     # The restarted media worker serves the relay of the other worker too.
     await _media_across(server, apis, publisher_on=1, subscriber_on=0)
     assert server.proc.poll() is None, "the supervisor exited"
+
+
+def test_the_metrics_port_is_served_by_the_media_worker(
+    tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    metrics_port = free_port()
+    proc = ServerProcess(
+        tmp_path,
+        pg_url,
+        redis_url=redis_url,
+        workers=2,
+        extra_env={"PODIUM_METRICS_PORT": str(metrics_port)},
+    ).start()
+    try:
+        _wait_for_workers(proc, {0, 1})
+        for _ in range(5):
+            response = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", trust_env=False)
+            assert response.status_code == 200
+            assert "podium_sfu_packets_forwarded_total" in response.text
+    finally:
+        proc.stop()
 
 
 def _gone(pids: list[int], within_s: float = 15) -> bool:
