@@ -101,10 +101,15 @@ export class AudiencePanel {
     let status = "";
     if (this.error) status = `Could not read the audience: ${this.error}`;
     else if (!this.page) status = "Loading…";
-    else if (!rows.length) status = this.query ? `No listener matches “${this.query}”.` : "No one is listening yet.";
+    else if (!rows.length) status = this.emptyText(pageIndex);
     setText(this.status, status);
     this.status.hidden = !status;
     setAttr(this.list, "aria-busy", this.loading ? "true" : null);
+  }
+
+  emptyText(pageIndex) {
+    if (pageIndex > 0) return "No more listeners: this page emptied as people left.";
+    return this.query ? `No listener matches “${this.query}”.` : "No one is listening yet.";
   }
 
   createRow(participant) {
