@@ -55,6 +55,7 @@ import multiprocessing.connection
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -343,6 +344,32 @@ async def join_and_watch(
 # load generator processes
 
 
+def read_pipe(
+    conn: multiprocessing.connection.Connection,
+    loop: asyncio.AbstractEventLoop,
+    deliver: Callable[[Any], None],
+    at_end: Any,
+) -> None:
+    """Hand each message from `conn` to `deliver` on `loop`, then `at_end` once it closes.
+
+    A thread reads, on a blocking pipe: the loop's own readers (uvloop's) make the
+    descriptor non-blocking, and a large message then arrives in pieces that
+    `Connection.recv` cannot take.
+    """
+
+    def reader() -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                with contextlib.suppress(RuntimeError):  # the loop is gone
+                    loop.call_soon_threadsafe(deliver, at_end)
+                return
+            loop.call_soon_threadsafe(deliver, message)
+
+    threading.Thread(target=reader, name="pipe-reader", daemon=True).start()
+
+
 class Generator:
     """One load-generator process: takes commands over its pipe, one at a time."""
 
@@ -356,14 +383,7 @@ class Generator:
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
-        def readable() -> None:
-            try:
-                inbox.put_nowait(self.conn.recv())
-            except (EOFError, OSError):
-                loop.remove_reader(self.conn.fileno())
-                inbox.put_nowait(None)
-
-        loop.add_reader(self.conn.fileno(), readable)
+        read_pipe(self.conn, loop, inbox.put_nowait, None)
         try:
             while (command := await inbox.get()) is not None:
                 try:
@@ -474,21 +494,7 @@ class GeneratorPool:
         loop = asyncio.get_running_loop()
         self._replies = [asyncio.Queue() for _ in self.conns]
         for conn, queue in zip(self.conns, self._replies, strict=True):
-
-            def readable(conn: Any = conn, queue: Any = queue) -> None:
-                try:
-                    queue.put_nowait(conn.recv())
-                except (EOFError, OSError):
-                    loop.remove_reader(conn.fileno())
-                    queue.put_nowait({"error": "generator process ended"})
-
-            loop.add_reader(conn.fileno(), readable)
-
-    def detach(self) -> None:
-        loop = asyncio.get_running_loop()
-        for conn in self.conns:
-            with contextlib.suppress(OSError, ValueError):
-                loop.remove_reader(conn.fileno())
+            read_pipe(conn, loop, queue.put_nowait, {"error": "generator process ended"})
 
     async def call(
         self, op: str, timeout_s: float = WAIT_S, per_gen: Sequence[dict[str, Any]] | None = None
@@ -1421,14 +1427,11 @@ async def run_all(
     args: argparse.Namespace, pool: GeneratorPool, skip: str | None
 ) -> list[dict[str, Any]]:
     pool.attach()
-    try:
-        runs = []
-        for run in range(1, args.runs + 1):
-            err.print(f"run {run}/{args.runs} ...")
-            runs.append(await run_once(args, run, pool, skip))
-        return runs
-    finally:
-        pool.detach()
+    runs = []
+    for run in range(1, args.runs + 1):
+        err.print(f"run {run}/{args.runs} ...")
+        runs.append(await run_once(args, run, pool, skip))
+    return runs
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
