@@ -9,7 +9,7 @@ from typing import Any
 from podium.bus.events import Audience
 from podium.core import roles
 from podium.core.call_types import CallType
-from podium.core.capabilities import Capabilities, Capability
+from podium.core.capabilities import Capability
 from podium.core.errors import CallTypeNotFound, PermissionDenied, RateLimited
 from podium.core.policy import CallAccess, CallPhase, initial_phase, own_capabilities
 from podium.core.rates import retry_after_s
@@ -199,7 +199,7 @@ class CallsService:
                 if ctx.call.phase is CallPhase.BACKSTAGE
                 else Capability.JOIN_CALL
             )
-            await ctx.require(tx, identity, needed)
+            caps = await ctx.require(tx, identity, needed)
             existing = await tx.get_participant(cid, identity.user_id)
             now = changes.now
             if existing is None:
@@ -207,7 +207,10 @@ class CallsService:
                     cid, identity.user_id, identity.name, identity.image, now, now
                 )
                 await tx.upsert_participant(participant)
-                tier = tier_of(await ctx.user_capabilities(tx, identity.user_id))
+                if identity.server or identity.role is not None:
+                    # The tier is judged by what is stored, not by a token's role.
+                    caps = await ctx.user_capabilities(tx, identity.user_id)
+                tier = tier_of(caps)
                 emit_presence(changes, EventType.PARTICIPANT_JOINED, participant, tier)
             else:
                 # Joining again counts as being seen: presence starts its grace anew.
@@ -321,9 +324,22 @@ class CallsService:
         return await self._state(changes.tx, changes.cid, identity)
 
     async def _state(self, tx: Transaction, cid: str, identity: Identity) -> dict[str, Any]:
-        """The state as this transaction now sees it (re-read: events bumped `seq`)."""
+        """The state as this transaction now sees it (re-read: events bumped `seq`).
+
+        The caller's capabilities come from the same member and block lists the
+        state shows, so a state read costs a fixed number of queries whatever
+        the call's size (the audience is counted, never listed).
+        """
         ctx = await load_call(tx, cid)
-        caps: Capabilities = await ctx.capabilities(tx, identity)
+        members = await tx.list_members(ctx.cid)
+        blocked = [b.user_id for b in await tx.list_blocks(ctx.cid)]
+        access = CallAccess(
+            call_type=ctx.call_type,
+            phase=ctx.call.phase,
+            members={m.user_id: m.permissions for m in members},
+            blocked=frozenset(blocked),
+        )
+        caps = identity.capabilities_in(access)
         moderator = Capability.UPDATE_CALL_PERMISSIONS in caps
         pending = await tx.list_requests(
             ctx.cid,
@@ -331,16 +347,7 @@ class CallsService:
             user_id=None if moderator else identity.user_id,
         )
         now = self.rt.clock()
-        members = await tx.list_members(ctx.cid)
-        blocked = [b.user_id for b in await tx.list_blocks(ctx.cid)]
-        split = tier_split(
-            CallAccess(
-                call_type=ctx.call_type,
-                phase=ctx.call.phase,
-                members={m.user_id: m.permissions for m in members},
-                blocked=frozenset(blocked),
-            )
-        )
+        split = tier_split(access)
         return state_view(
             call=ctx.call,
             call_type=ctx.call_type,
