@@ -35,6 +35,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from podium.api.frames import FramingProtocol
 from podium.config import Settings, WorkerSlot
 
 log = logging.getLogger("podium.serve")
@@ -134,8 +135,9 @@ def serve(app: Any, settings: Settings, sock: socket.socket) -> None:
         log_level="warning",
         http=header_timeout_protocol(settings.limits.header_timeout_s),
         # Event frames are small JSON: deflating each one per connection costs more
-        # CPU than it saves. The sans-io protocol writes frames without a task switch.
-        ws="websockets-sansio",
+        # CPU than it saves. The sans-io protocol, with frames built once per event
+        # and written without a task switch (api/frames.py).
+        ws=FramingProtocol,
         ws_per_message_deflate=False,
         ws_ping_interval=None,
         ws_max_size=settings.limits.ws_frame_bytes,

@@ -1,8 +1,8 @@
 """WebSocket endpoint `GET /v1/ws` (spec §3): authenticate, then `watch`/`unwatch`/pings.
 
-Each connection has an outgoing queue drained by its own writer task, so one
-slow client never delays delivery to the others; a client that lets its queue
-grow past `MAX_QUEUE` frames is disconnected.
+Frames are written to each connection's socket without waiting (see
+`WsConnection`), so one slow client never delays delivery to the others; a
+client that falls too far behind is disconnected (4008).
 
 Limits (`podium.config.Limits`): frames past `ws_frame_bytes` are refused by
 the protocol layer, before authentication too (close 1009); a binary frame
@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from podium.api.deps import Services
+from podium.api.frames import EXTENSION, FrameWriter, framed
 from podium.core.errors import PodiumError, RateLimited, TooManyConnections, ValidationFailed
 from podium.core.json_values import decode_strict, json_problem
 from podium.core.rates import TokenBucket
@@ -38,6 +39,8 @@ router = APIRouter()
 
 AUTH_TIMEOUT_S = 5.0
 MAX_QUEUE = 10_000
+#: A client with more than this written to it and not yet read is too slow.
+MAX_UNSENT_BYTES = 4 * 1024 * 1024
 #: The first frame, when it authenticates, holds only a token.
 MAX_AUTH_FRAME_CHARS = 8 * 1024
 CLOSE_UNSUPPORTED = 1003
@@ -46,6 +49,16 @@ CLOSE_TOO_MANY = 4029
 
 
 class WsConnection:
+    """One WebSocket: frames written at once where the server allows it, else queued.
+
+    Under `podium serve` the connection has a `FrameWriter` (api/frames.py):
+    `send` writes the frame to the socket at once, and a client that leaves
+    more than `MAX_UNSENT_BYTES` unread is disconnected. Under another ASGI
+    server frames go through a queue and a writer task, and a client is
+    disconnected past `MAX_QUEUE` queued frames. Closing always goes through
+    the writer task.
+    """
+
     def __init__(self, websocket: WebSocket, identity: Identity) -> None:
         self.websocket = websocket
         self.identity = identity
@@ -54,10 +67,18 @@ class WsConnection:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.close_code: int | None = None
         self.close_reason = ""
+        self._frames: FrameWriter | None = websocket.scope.get("extensions", {}).get(EXTENSION)
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
     def send(self, text: str) -> None:
         if self.close_code is not None:
+            return
+        if self._frames is not None:
+            if self._frames.unsent() > MAX_UNSENT_BYTES:
+                metrics.SLOW_CLOSES.inc()
+                self.close(4008, "too slow: too much unread")
+            elif not self._frames.write(framed(text)):
+                self.close(1006, "")
             return
         if self._queue.qsize() >= MAX_QUEUE:
             metrics.SLOW_CLOSES.inc()
