@@ -25,7 +25,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -245,15 +244,22 @@ class SqlTransaction:
         return sorted(result.scalars())
 
     async def touch_participants(self, keys: Sequence[tuple[str, str]], at: datetime) -> None:
-        unique = sorted(set(keys))
-        key = tuple_(participants.c.call_cid, participants.c.user_id)
-        for start in range(0, len(unique), _IN_CHUNK):
-            chunk = unique[start : start + _IN_CHUNK]
-            await self._write(
-                update(participants)
-                .where(key.in_(chunk), participants.c.seen_at < at)
-                .values(seen_at=at)
-            )
+        # One call at a time, so the primary key finds the rows (a row-value IN scans).
+        by_call: dict[str, list[str]] = {}
+        for cid, user_id in sorted(set(keys)):
+            by_call.setdefault(cid, []).append(user_id)
+        for cid, user_ids in by_call.items():
+            for start in range(0, len(user_ids), _IN_CHUNK):
+                chunk = user_ids[start : start + _IN_CHUNK]
+                await self._write(
+                    update(participants)
+                    .where(
+                        participants.c.call_cid == cid,
+                        participants.c.user_id.in_(chunk),
+                        participants.c.seen_at < at,
+                    )
+                    .values(seen_at=at)
+                )
 
     async def stale_participants(
         self, before: datetime, limit: int = 500
