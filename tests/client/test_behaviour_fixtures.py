@@ -45,6 +45,7 @@ def normalized(state: CallState) -> dict[str, Any]:
         "own_capabilities": sorted(state.own_capabilities),
         "pending_requests": sorted(state.pending_requests),
         "blocked_user_ids": sorted(state.blocked_user_ids),
+        "audience_count": state.audience_count,
         "seq": state.seq,
     }
 

@@ -24,6 +24,7 @@ function normalized(state) {
     own_capabilities: [...state.ownCapabilities].sort(),
     pending_requests: Object.keys(state.pendingRequests).sort(),
     blocked_user_ids: [...state.blockedUserIds].sort(),
+    audience_count: state.audienceCount,
     seq: state.seq,
   };
 }

@@ -23,7 +23,7 @@
  * @returns {string}
  */
 export function checkId(value: unknown, what: string): string;
-/** @typedef {typeof TIERS[number]} Tier Where a participant is: `stage` or `audience`. */
+/** @typedef {import("./state.js").Tier} Tier Where a participant is: `stage` or `audience`. */
 /**
  * @typedef {object} ParticipantsPage
  * @property {(import("./state.js").Participant & { tier: Tier })[]} participants
@@ -51,6 +51,8 @@ export class Call {
     _watching: boolean;
     /** @type {import("./waiting.js").Deferred<WatchOk> | null} */
     _watchWaiter: import("./waiting.js").Deferred<WatchOk> | null;
+    /** Whether the watch asks for the audience's joins and leaves too (`watch({audience})`). */
+    _audience: boolean;
     _joined: boolean;
     /** @type {Promise<void> | null} */
     _recovery: Promise<void> | null;
@@ -100,9 +102,16 @@ export class Call {
     join(): Promise<CallState>;
     /**
      * Read the state and follow the call's events without joining.
+     *
+     * `audience: true` (needs `update-call-permissions`) also delivers each audience join
+     * and leave to the handlers; `state.participants` still holds the stage only, and
+     * `state.audienceCount` counts the rest. Every re-watch after a reconnect asks again.
+     * @param {{ audience?: boolean }} [options]
      * @returns {Promise<CallState>}
      */
-    watch(): Promise<CallState>;
+    watch({ audience }?: {
+        audience?: boolean;
+    }): Promise<CallState>;
     /** @returns {Promise<void>} */
     unwatch(): Promise<void>;
     /**
@@ -257,7 +266,7 @@ export type MuteKinds = {
 /**
  * Where a participant is: `stage` or `audience`.
  */
-export type Tier = (typeof TIERS)[number];
+export type Tier = import("./state.js").Tier;
 export type ParticipantsPage = {
     participants: (import("./state.js").Participant & {
         tier: Tier;
@@ -270,4 +279,3 @@ export type ParticipantsPage = {
 import { CallState } from "./state.js";
 import { MediaSession } from "./media.js";
 import { PermissionHandle } from "./permission.js";
-import { TIERS } from "./protocol.js";

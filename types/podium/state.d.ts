@@ -34,7 +34,9 @@
  * @property {string} user_id
  * @property {string} [name]
  * @property {string} [joined_at]
+ * @property {Tier} [tier] "stage" (may publish or moderate) or "audience"
  */
+/** @typedef {(typeof import("./protocol.js").TIERS)[number]} Tier Where a joined participant is. */
 /** @typedef {"pending" | "accepted" | "rejected" | "cancelled" | "expired"} RequestState */
 /**
  * A permission request object.
@@ -59,6 +61,7 @@
  * @property {string[]} [blocked_user_ids]
  * @property {string[]} [own_capabilities]
  * @property {PermissionRequest[]} [pending_requests]
+ * @property {number} [audience_count] joined participants in the audience, exact at `seq`
  * @property {number} [seq]
  * @property {{ ice_servers?: RTCIceServer[] }} [media]
  */
@@ -75,6 +78,8 @@
  *   "call.member_removed": { user_ids: string[] },
  *   "call.participant_joined": { participant: Participant },
  *   "call.participant_left": { participant: Participant, reason?: string },
+ *   "call.participant_moved": { participant: Participant },
+ *   "call.audience_updated": { audience_count: number },
  *   "call.permission_request": { request: PermissionRequest, user?: { id: string, name?: string, image?: string } },
  *   "call.permission_request_resolved": { request: PermissionRequest },
  *   "call.permissions_updated": { user_id: string, own_capabilities: string[], reason?: string },
@@ -107,6 +112,10 @@ export { CAPABILITIES };
  *
  * A snapshot older than the state is ignored; an event at or below `seq` is
  * already reflected (it came before the snapshot) and is skipped.
+ *
+ * `participants` holds the stage plus this client's own record, never the whole
+ * audience (which can be thousands); `audienceCount` says how many listen. A moderator
+ * watching with `{audience: true}` sees audience joins and leaves in its handlers only.
  */
 export class CallState {
     /**
@@ -123,8 +132,10 @@ export class CallState {
     settings: Partial<CallSettings>;
     /** @type {Record<string, Member>} By user id. */
     members: Record<string, Member>;
-    /** @type {Record<string, Participant>} By user id. */
+    /** @type {Record<string, Participant>} The stage and your own record, by user id. */
     participants: Record<string, Participant>;
+    /** Joined participants in the audience (not in `participants`). */
+    audienceCount: number;
     /** @type {Set<string>} */
     blockedUserIds: Set<string>;
     /** @type {Set<string>} */
@@ -217,7 +228,15 @@ export type Participant = {
     user_id: string;
     name?: string | undefined;
     joined_at?: string | undefined;
+    /**
+     * "stage" (may publish or moderate) or "audience"
+     */
+    tier?: "stage" | "audience" | undefined;
 };
+/**
+ * Where a joined participant is.
+ */
+export type Tier = (typeof import("./protocol.js").TIERS)[number];
 export type RequestState = "pending" | "accepted" | "rejected" | "cancelled" | "expired";
 /**
  * A permission request object.
@@ -244,6 +263,10 @@ export type CallSnapshot = {
     blocked_user_ids?: string[] | undefined;
     own_capabilities?: string[] | undefined;
     pending_requests?: PermissionRequest[] | undefined;
+    /**
+     * joined participants in the audience, exact at `seq`
+     */
+    audience_count?: number | undefined;
     seq?: number | undefined;
     media?: {
         ice_servers?: RTCIceServer[];
@@ -283,6 +306,12 @@ export type CallEventPayloads = {
     "call.participant_left": {
         participant: Participant;
         reason?: string;
+    };
+    "call.participant_moved": {
+        participant: Participant;
+    };
+    "call.audience_updated": {
+        audience_count: number;
     };
     "call.permission_request": {
         request: PermissionRequest;

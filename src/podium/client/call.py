@@ -354,16 +354,19 @@ class Call:
 
         return unsubscribe
 
-    async def watch(self) -> int:
+    async def watch(self, *, audience: bool = False) -> int:
         """Receive this call's events; fetches the state first if it was never loaded.
 
         Events after `state.seq` are replayed, so nothing between the snapshot
         and the watch is missed. Returns the seq the connection is at.
+        `audience=True` (needs `update-call-permissions`) also delivers each
+        audience join and leave to the handlers; `state.participants` still
+        holds the stage only, and `state.audience_count` counts the rest.
         """
         if not self.state.loaded:
             await self.get()
         since = self.state.seq if self.state.seq >= 0 else None
-        return await self.client.events.watch(self.cid, since)
+        return await self.client.events.watch(self.cid, since, audience=audience)
 
     async def unwatch(self) -> None:
         await self.client.events.unwatch(self.cid)
@@ -373,7 +376,11 @@ class Call:
         return self.cid in self.client.events.watched
 
     def handle_frame(self, frame: Event) -> None:
-        """Apply one frame from the event connection to `state`, then run the handlers."""
+        """Apply one frame from the event connection to `state`, then run the handlers.
+
+        A call event the state already reflects (a replay at or below `state.seq`)
+        reaches no handler, as in podium.js: handlers see each change once.
+        """
         kind = frame.get("type")
         if not isinstance(kind, str):
             return
@@ -387,7 +394,8 @@ class Call:
         elif media is not None and kind == "error" and _answers_media(frame):
             media.handle_error(frame)
         if kind.startswith("call."):
-            apply_event(self.state, frame, self.user_id)
+            if not apply_event(self.state, frame, self.user_id):
+                return
             targets = [*self._handlers.get(kind, ()), *self._handlers.get(ALL_EVENTS, ())]
         else:
             targets = list(self._handlers.get(kind, ()))

@@ -78,6 +78,8 @@ class EventStream:
         self.connects = 0
         """How many times a connection was established (reconnects = connects - 1)."""
         self._watched: dict[str, int | None] = {}
+        self._audience: set[str] = set()
+        """Calls watched with `audience=True` (every re-watch asks for it again)."""
         self._acks: dict[str, asyncio.Future[int]] = {}
         self._ws: ClientConnection | None = None
         self._ready = asyncio.Event()
@@ -139,14 +141,22 @@ class EventStream:
         except ConnectionClosed as exc:
             raise PodiumConnectionError("the event connection closed") from exc
 
-    async def watch(self, cid: str, since: int | None = None) -> int:
+    async def watch(self, cid: str, since: int | None = None, *, audience: bool = False) -> int:
         """Watch `cid` (replaying events after `since`); returns the seq of `watch.ok`.
 
-        Watching a call already watched returns at once with the last seq seen.
+        `audience=True` also asks for each audience join and leave (moderators
+        only: the server refuses it without `update-call-permissions`).
+        Watching a call already watched the same way returns at once with the
+        last seq seen; changing `audience` sends the watch again.
         Raises `PodiumAPIError` when the server refuses (e.g. `permission_denied`).
         """
         self._raise_if_unusable()
-        if cid in self._watched and cid not in self._acks:
+        same = (cid in self._audience) == audience
+        if audience:
+            self._audience.add(cid)
+        else:
+            self._audience.discard(cid)
+        if cid in self._watched and cid not in self._acks and same:
             return self._watched[cid] or 0
         if cid not in self._acks:
             self._watched[cid] = since
@@ -258,6 +268,8 @@ class EventStream:
         frame: Frame = {"type": "watch", "call_cid": cid}
         if since is not None:
             frame["since"] = since
+        if cid in self._audience:
+            frame["audience"] = True
         with contextlib.suppress(ConnectionClosed):  # the next connection sends it again
             await ws.send(json.dumps(frame))
 
@@ -320,6 +332,7 @@ class EventStream:
 
     def _forget(self, cid: str) -> None:
         self._watched.pop(cid, None)
+        self._audience.discard(cid)
         ack = self._acks.pop(cid, None)
         if ack is not None and not ack.done():
             ack.cancel()

@@ -8,6 +8,13 @@ Ordering: every snapshot and every event carries the call's `seq`. A snapshot
 older than what the state already reflects is ignored, and an event at or below
 `state.seq` is already part of the state (it came before the snapshot), so
 `apply_event` skips it and returns False.
+
+Stage and audience: `participants` holds the stage (participants who may publish
+or moderate) plus this client's own record, never the whole audience, which can
+be thousands of listeners; `audience_count` says how many there are. A moderator
+who watches with `audience=True` still sees audience joins and leaves in its
+handlers, but they do not grow `participants` (page through them with
+`Call.participants_page(tier="audience")`).
 """
 
 from __future__ import annotations
@@ -51,7 +58,9 @@ class CallState:
 
     `members` and `participants` are keyed by user id, `pending_requests` by
     request id (the server sends all pending requests to moderators and only
-    your own to everyone else). `seq` is the last call event reflected here.
+    your own to everyone else). `participants` is the stage plus your own
+    record; `audience_count` is how many joined participants are in the
+    audience. `seq` is the last call event reflected here.
     """
 
     cid: str
@@ -62,6 +71,7 @@ class CallState:
     blocked_user_ids: set[str] = field(default_factory=set)
     own_capabilities: set[str] = field(default_factory=set)
     pending_requests: dict[str, JSON] = field(default_factory=dict)
+    audience_count: int = 0
     seq: int = -1
     loaded: bool = False
     """False until a snapshot (get, get_or_create, join, ...) has been applied."""
@@ -142,6 +152,8 @@ def apply_snapshot(state: CallState, snapshot: Mapping[str, Any]) -> bool:
         for r in _dicts(snapshot.get("pending_requests"))
         if r.get("state", "pending") == "pending" and isinstance(r.get("id"), str)
     }
+    count = snapshot.get("audience_count")
+    state.audience_count = count if isinstance(count, int) else 0
     state.seq = seq
     state.loaded = True
     return True
@@ -173,13 +185,24 @@ def apply_event(state: CallState, event: Mapping[str, Any], user_id: str | None)
         state.participants.clear()
         state.pending_requests.clear()
     elif kind == EventType.PARTICIPANT_JOINED:
-        participant = event.get("participant")
-        if isinstance(participant, dict) and isinstance(participant.get("user_id"), str):
-            state.participants[participant["user_id"]] = dict(participant)
+        participant = _participant(event)
+        if participant is not None and _kept(participant, user_id):
+            state.participants[participant["user_id"]] = participant
     elif kind == EventType.PARTICIPANT_LEFT:
-        participant = event.get("participant")
-        if isinstance(participant, dict):
-            state.participants.pop(str(participant.get("user_id")), None)
+        # Whatever the tier, nobody who left stays (an audience leave is a no-op).
+        participant = _participant(event)
+        if participant is not None:
+            state.participants.pop(participant["user_id"], None)
+    elif kind == EventType.PARTICIPANT_MOVED:
+        participant = _participant(event)
+        if participant is not None and _kept(participant, user_id):
+            state.participants[participant["user_id"]] = participant
+        elif participant is not None:
+            state.participants.pop(participant["user_id"], None)
+    elif kind == EventType.AUDIENCE_UPDATED:
+        count = event.get("audience_count")
+        if isinstance(count, int):
+            state.audience_count = count
     elif kind in (EventType.MEMBER_ADDED, EventType.MEMBER_UPDATED):
         state.members.update(_by(event.get("members"), "user_id"))
     elif kind == EventType.MEMBER_REMOVED:
@@ -239,6 +262,23 @@ def drop_pending(state: CallState, request: Mapping[str, Any]) -> None:
     """Forget a request this client just resolved (accept, reject, cancel)."""
     if request.get("state") != "pending":
         state.pending_requests.pop(str(request.get("id")), None)
+
+
+def _participant(event: Mapping[str, Any]) -> JSON | None:
+    """A copy of the event's participant, None unless it names a user."""
+    participant = event.get("participant")
+    if isinstance(participant, dict) and isinstance(participant.get("user_id"), str):
+        return dict(participant)
+    return None
+
+
+def _kept(participant: Mapping[str, Any], user_id: str | None) -> bool:
+    """`participants` holds this record: on the stage, or this client's own.
+
+    A record without a tier counts as the stage: servers before the audience
+    split sent every participant to everyone.
+    """
+    return participant.get("tier", "stage") == "stage" or participant.get("user_id") == user_id
 
 
 def _set_call(state: CallState, event: Mapping[str, Any]) -> None:

@@ -44,7 +44,7 @@ export function checkId(value, what) {
   return value;
 }
 
-/** @typedef {typeof TIERS[number]} Tier Where a participant is: `stage` or `audience`. */
+/** @typedef {import("./state.js").Tier} Tier Where a participant is: `stage` or `audience`. */
 /**
  * @typedef {object} ParticipantsPage
  * @property {(import("./state.js").Participant & { tier: Tier })[]} participants
@@ -73,6 +73,8 @@ export class Call {
     this._watching = false;
     /** @type {import("./waiting.js").Deferred<WatchOk> | null} */
     this._watchWaiter = null;
+    /** Whether the watch asks for the audience's joins and leaves too (`watch({audience})`). */
+    this._audience = false;
     // Joined and not left: after a reconnect, or removed for being disconnected, join again.
     this._joined = false;
     // The re-watch and re-join after a reconnect, and a re-join on its own (never reject).
@@ -167,9 +169,15 @@ export class Call {
 
   /**
    * Read the state and follow the call's events without joining.
+   *
+   * `audience: true` (needs `update-call-permissions`) also delivers each audience join
+   * and leave to the handlers; `state.participants` still holds the stage only, and
+   * `state.audienceCount` counts the rest. Every re-watch after a reconnect asks again.
+   * @param {{ audience?: boolean }} [options]
    * @returns {Promise<CallState>}
    */
-  async watch() {
+  async watch({ audience = false } = {}) {
+    this._audience = audience;
     await this.client.connect();
     if (!this.state.loaded) await this.get();
     await this.#watch();
@@ -536,7 +544,7 @@ export class Call {
     const waiter = deferred();
     this._watchWaiter = waiter;
     const since = this.state.seq >= 0 ? this.state.seq : undefined;
-    await this.client.send({ type: "watch", call_cid: this.cid, since });
+    await this.client.send({ type: "watch", call_cid: this.cid, since, ...(this._audience ? { audience: true } : {}) });
     try {
       await within(waiter.promise, this.client.timeoutMs, `watch.ok for ${this.cid}`);
     } finally {

@@ -44,7 +44,10 @@ export { CAPABILITIES };
  * @property {string} user_id
  * @property {string} [name]
  * @property {string} [joined_at]
+ * @property {Tier} [tier] "stage" (may publish or moderate) or "audience"
  */
+
+/** @typedef {(typeof import("./protocol.js").TIERS)[number]} Tier Where a joined participant is. */
 
 /** @typedef {"pending" | "accepted" | "rejected" | "cancelled" | "expired"} RequestState */
 
@@ -72,6 +75,7 @@ export { CAPABILITIES };
  * @property {string[]} [blocked_user_ids]
  * @property {string[]} [own_capabilities]
  * @property {PermissionRequest[]} [pending_requests]
+ * @property {number} [audience_count] joined participants in the audience, exact at `seq`
  * @property {number} [seq]
  * @property {{ ice_servers?: RTCIceServer[] }} [media]
  */
@@ -89,6 +93,8 @@ export { CAPABILITIES };
  *   "call.member_removed": { user_ids: string[] },
  *   "call.participant_joined": { participant: Participant },
  *   "call.participant_left": { participant: Participant, reason?: string },
+ *   "call.participant_moved": { participant: Participant },
+ *   "call.audience_updated": { audience_count: number },
  *   "call.permission_request": { request: PermissionRequest, user?: { id: string, name?: string, image?: string } },
  *   "call.permission_request_resolved": { request: PermissionRequest },
  *   "call.permissions_updated": { user_id: string, own_capabilities: string[], reason?: string },
@@ -165,10 +171,33 @@ function integerOr(value, fallback) {
 }
 
 /**
+ * A copy of the participant, if it names a user.
+ * @param {Participant | undefined} participant
+ * @returns {Participant | null}
+ */
+function participantOf(participant) {
+  return participant && typeof participant.user_id === "string" ? { ...participant } : null;
+}
+
+/**
+ * Whether `participants` holds this record: on the stage, or this client's own. A record
+ * without a tier counts as the stage (servers before the audience split sent everyone).
+ * @param {Participant} participant
+ * @param {string | null} userId
+ */
+function kept(participant, userId) {
+  return (participant.tier ?? "stage") === "stage" || participant.user_id === userId;
+}
+
+/**
  * One call as this client sees it: plain data, updated by snapshots and events.
  *
  * A snapshot older than the state is ignored; an event at or below `seq` is
  * already reflected (it came before the snapshot) and is skipped.
+ *
+ * `participants` holds the stage plus this client's own record, never the whole
+ * audience (which can be thousands); `audienceCount` says how many listen. A moderator
+ * watching with `{audience: true}` sees audience joins and leaves in its handlers only.
  */
 export class CallState {
   /** @param {string} [cid] `type:id` */
@@ -180,8 +209,10 @@ export class CallState {
     this.settings = {};
     /** @type {Record<string, Member>} By user id. */
     this.members = {};
-    /** @type {Record<string, Participant>} By user id. */
+    /** @type {Record<string, Participant>} The stage and your own record, by user id. */
     this.participants = {};
+    /** Joined participants in the audience (not in `participants`). */
+    this.audienceCount = 0;
     /** @type {Set<string>} */
     this.blockedUserIds = new Set();
     /** @type {Set<string>} */
@@ -261,6 +292,7 @@ export class CallState {
         this.pendingRequests[request.id] = { ...request };
       }
     }
+    this.audienceCount = integerOr(snapshot.audience_count, 0);
     this.seq = seq;
     this.loaded = true;
     return true;
@@ -291,14 +323,22 @@ export class CallState {
         this.pendingRequests = {};
         break;
       case "call.participant_joined": {
-        const participant = event.participant;
-        if (participant && typeof participant.user_id === "string") {
-          this.participants[participant.user_id] = { ...participant };
-        }
+        const participant = participantOf(event.participant);
+        if (participant && kept(participant, userId)) this.participants[participant.user_id] = participant;
         break;
       }
       case "call.participant_left":
+        // Whatever the tier, nobody who left stays (an audience leave is a no-op).
         if (event.participant) delete this.participants[event.participant.user_id];
+        break;
+      case "call.participant_moved": {
+        const participant = participantOf(event.participant);
+        if (participant && kept(participant, userId)) this.participants[participant.user_id] = participant;
+        else if (participant) delete this.participants[participant.user_id];
+        break;
+      }
+      case "call.audience_updated":
+        this.audienceCount = integerOr(event.audience_count, this.audienceCount);
         break;
       case "call.member_added":
       case "call.member_updated":
