@@ -16,13 +16,6 @@
  * @property {boolean} [video]
  * @property {boolean} [screenshare]
  */
-/**
- * `value`, if it is a valid id (1-64 of A-Z a-z 0-9 _ -); else a TypeError naming `what`.
- * @param {unknown} value
- * @param {string} what
- * @returns {string}
- */
-export function checkId(value: unknown, what: string): string;
 /** @typedef {import("./state.js").Tier} Tier Where a participant is: `stage` or `audience`. */
 /**
  * @typedef {object} ParticipantsPage
@@ -177,7 +170,7 @@ export class Call {
      * @param {MuteKinds} [kinds]
      * @returns {Promise<void>}
      */
-    mute(userIds: readonly string[], { audio, video, screenshare }?: MuteKinds): Promise<void>;
+    mute(userIds: readonly string[], kinds?: MuteKinds): Promise<void>;
     /**
      * The tracks being sent, by source.
      * @returns {Partial<Record<import("./media.js").Source, MediaStreamTrack>>}

@@ -7,6 +7,16 @@ export function reportHandlerError(event: {
     type: string;
 }, error: unknown): void;
 /**
+ * Call each handler with `event`; a throw or a rejected promise is reported, not passed on,
+ * so one faulty handler stops neither the others nor the SDK's own handling of the frame.
+ * @template {{ type: string }} E
+ * @param {Iterable<(event: E) => unknown>} handlers
+ * @param {E} event
+ */
+export function runHandlers<E extends {
+    type: string;
+}>(handlers: Iterable<(event: E) => unknown>, event: E): void;
+/**
  * @typedef {object} PodiumErrorOptions
  * @property {number} [status] the HTTP status; 0 for a local error
  * @property {string} [code] the server's error code, or a local one (`network_error`, `timeout`, `media_closed`)

@@ -1,9 +1,10 @@
 // One call: its state and events, its HTTP actions, and its media session.
 
-import { PodiumError, reportHandlerError } from "./errors.js";
+import { PodiumError, reportHandlerError, runHandlers } from "./errors.js";
 import { MediaSession, SOURCES, checkSource } from "./media.js";
-import { ID_PATTERN, TIERS, callCid } from "./protocol.js";
+import { callCid } from "./protocol.js";
 import { PermissionHandle } from "./permission.js";
+import { checkId, muteBody, participantsQuery, requestId } from "./requests.js";
 import { CallState, checkCapabilities, checkCapability } from "./state.js";
 import { deferred, within } from "./waiting.js";
 
@@ -30,19 +31,6 @@ const PHASE_REREADS = 3;
  * @property {boolean} [video]
  * @property {boolean} [screenshare]
  */
-
-/**
- * `value`, if it is a valid id (1-64 of A-Z a-z 0-9 _ -); else a TypeError naming `what`.
- * @param {unknown} value
- * @param {string} what
- * @returns {string}
- */
-export function checkId(value, what) {
-  if (typeof value !== "string" || !ID_PATTERN.test(value)) {
-    throw new TypeError(`${what} must be 1-64 characters of A-Z a-z 0-9 _ -, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
 
 /** @typedef {import("./state.js").Tier} Tier Where a participant is: `stage` or `audience`. */
 /**
@@ -226,15 +214,7 @@ export class Call {
    * @returns {Promise<ParticipantsPage>}
    */
   async participantsPage(options = {}) {
-    if (options.tier !== undefined && !TIERS.includes(options.tier)) {
-      throw new TypeError(`tier must be one of ${TIERS.join(", ")}, got ${options.tier}`);
-    }
-    const query = new URLSearchParams();
-    for (const [name, value] of Object.entries(options)) {
-      if (value !== undefined) query.set(name, String(value));
-    }
-    const suffix = query.size ? `?${query}` : "";
-    const page = await this.client.request("GET", `${this.path}/participants${suffix}`);
+    const page = await this.client.request("GET", `${this.path}/participants${participantsQuery(options)}`);
     return /** @type {ParticipantsPage} */ (page);
   }
 
@@ -306,14 +286,8 @@ export class Call {
    * @param {MuteKinds} [kinds]
    * @returns {Promise<void>}
    */
-  async mute(userIds, { audio, video, screenshare } = {}) {
-    if (!Array.isArray(userIds)) throw new TypeError("userIds must be an array of user ids");
-    /** @type {{ user_ids: string[] } & MuteKinds} */
-    const body = { user_ids: userIds.map((u) => checkId(u, "user id")) };
-    if (audio !== undefined) body.audio = audio;
-    if (video !== undefined) body.video = video;
-    if (screenshare !== undefined) body.screenshare = screenshare;
-    await this.client.request("POST", `${this.path}/mute`, body);
+  async mute(userIds, kinds = {}) {
+    await this.client.request("POST", `${this.path}/mute`, muteBody(userIds, kinds));
   }
 
   // Media.
@@ -471,14 +445,7 @@ export class Call {
   _emit(event) {
     const targets = [...(this._handlers.get(event.type) || [])];
     if (event.type.startsWith("call.")) targets.push(...(this._handlers.get("*") || []));
-    for (const handler of targets) {
-      try {
-        const result = /** @type {{ catch?: unknown } | undefined} */ (handler(event));
-        if (result && typeof result.catch === "function") result.catch((/** @type {unknown} */ e) => reportHandlerError(event, e));
-      } catch (error) {
-        reportHandlerError(event, error);
-      }
-    }
+    runHandlers(targets, event);
   }
 
   // Helpers.
@@ -637,13 +604,4 @@ export class Call {
     });
     return data.own_capabilities || [];
   }
-}
-
-/**
- * The id of `request`, checked and escaped for a path.
- * @param {RequestRef} request
- */
-function requestId(request) {
-  const id = typeof request === "string" ? request : request?.id;
-  return encodeURIComponent(checkId(id, "request id"));
 }

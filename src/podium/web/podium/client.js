@@ -1,6 +1,7 @@
 // The client: the token, HTTP to the API, and the page's one WebSocket with its reconnects.
 
-import { Call, checkId } from "./call.js";
+import { Call } from "./call.js";
+import { checkId } from "./requests.js";
 import { PodiumError, reportHandlerError } from "./errors.js";
 import { fetchJson, origin } from "./http.js";
 import { callCid } from "./protocol.js";

@@ -49,3 +49,21 @@ export class PodiumError extends Error {
 export function reportHandlerError(event, error) {
   console.error(`podium.js: a handler for ${event.type} failed`, error);
 }
+
+/**
+ * Call each handler with `event`; a throw or a rejected promise is reported, not passed on,
+ * so one faulty handler stops neither the others nor the SDK's own handling of the frame.
+ * @template {{ type: string }} E
+ * @param {Iterable<(event: E) => unknown>} handlers
+ * @param {E} event
+ */
+export function runHandlers(handlers, event) {
+  for (const handler of handlers) {
+    try {
+      const result = /** @type {{ catch?: unknown } | undefined} */ (handler(event));
+      if (result && typeof result.catch === "function") result.catch((/** @type {unknown} */ e) => reportHandlerError(event, e));
+    } catch (error) {
+      reportHandlerError(event, error);
+    }
+  }
+}
