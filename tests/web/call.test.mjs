@@ -7,7 +7,7 @@ import {
   CID, HOST_CAPS, ID, PATH, TYPE,
   connectedClient, event, joinCall, newClient, podium, request, snapshot, test,
 } from "./support.mjs";
-import { error } from "./fakes.mjs";
+import { error, until } from "./fakes.mjs";
 
 /** The only request made to `method path`, checked for the token and a JSON body. */
 function sentOnce(env, method, path) {
@@ -240,4 +240,34 @@ test("onStateChange runs after snapshots and events, until unsubscribed", async 
   await env.ws.deliver(event(7, "call.participant_left", { participant: { user_id: "carol" } }));
   assert.equal(seen.length, count);
   assert.deepEqual(Object.keys(call.state.participants), ["host"]);
+});
+
+test("watch({audience: true}) asks for audience joins: handlers get them, participants stay the stage", async () => {
+  const env = await connectedClient({ user: "host" });
+  env.fetch.on("GET", PATH, { body: snapshot(5, { audience_count: 3, participants: [{ user_id: "host", tier: "stage" }] }) });
+  const call = env.client.call(TYPE, ID);
+  const seen = [];
+  call.on("call.participant_joined", (e) => seen.push(e.participant.user_id));
+  const watching = call.watch({ audience: true });
+  const watch = await until(() => env.ws.framesOf("watch")[0], "a watch frame");
+  assert.equal(watch.audience, true);
+  await env.ws.deliver({ type: "watch.ok", call_cid: CID, last_seq: 5, audience: true });
+  await watching;
+  assert.equal(call.state.audienceCount, 3);
+  await env.ws.deliver(event(6, "call.participant_joined", { participant: { user_id: "carol", tier: "audience" } }));
+  await env.ws.deliver(event(7, "call.audience_updated", { audience_count: 4 }));
+  assert.deepEqual(seen, ["carol"]);
+  assert.deepEqual(Object.keys(call.state.participants), ["host"]);
+  assert.equal(call.state.audienceCount, 4);
+});
+
+test("a plain watch does not ask for the audience", async () => {
+  const env = await connectedClient({ user: "bob" });
+  env.fetch.on("GET", PATH, { body: snapshot(5) });
+  const call = env.client.call(TYPE, ID);
+  const watching = call.watch();
+  const watch = await until(() => env.ws.framesOf("watch")[0], "a watch frame");
+  assert.equal(Object.hasOwn(watch, "audience"), false);
+  await env.ws.deliver({ type: "watch.ok", call_cid: CID, last_seq: 5 });
+  await watching;
 });
