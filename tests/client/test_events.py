@@ -101,3 +101,30 @@ async def test_a_refused_media_frame_leaves_the_call_watched() -> None:
     await events._on_frame(ws, frame)
     assert got[-1] == frame
     assert events.watched == {"audio_room:r1": 3}
+
+
+async def test_audience_opt_in_is_sent_and_changing_it_watches_again() -> None:
+    events, _, fake = stream()
+    ws = cast(ClientConnection, fake)
+    events._ws = ws
+    # As if connected, with no connection task of its own that could drop `_ws`.
+    events._task = asyncio.create_task(asyncio.Event().wait())
+    cid = "audio_room:r1"
+    watching = asyncio.create_task(events.watch(cid, since=4, audience=True))
+    await asyncio.sleep(0)
+    assert fake.sent == [{"type": "watch", "call_cid": cid, "since": 4, "audience": True}]
+    await events._on_frame(ws, {"type": "watch.ok", "call_cid": cid, "last_seq": 4})
+    assert await asyncio.wait_for(watching, 1) == 4
+    assert await events.watch(cid, since=4, audience=True) == 4, "same opt-in: no new frame"
+    assert len(fake.sent) == 1
+
+    # Every re-watch (as after a reconnect) asks for the audience again.
+    await events._send_watch(ws, cid, 4)
+    assert fake.sent[-1]["audience"] is True
+
+    watching = asyncio.create_task(events.watch(cid, since=4))
+    await asyncio.sleep(0)
+    assert fake.sent[-1] == {"type": "watch", "call_cid": cid, "since": 4}
+    await events._on_frame(ws, {"type": "watch.ok", "call_cid": cid, "last_seq": 4})
+    assert await asyncio.wait_for(watching, 1) == 4
+    events._task.cancel()
