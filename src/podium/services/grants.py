@@ -18,8 +18,8 @@ from podium.core.requests import (
 )
 from podium.core.stage import tier_of
 from podium.protocol.events import EventType, PermissionsReason
+from podium.services.audience import tiered_view
 from podium.services.context import CallContext, Changes
-from podium.services.views import participant_view
 from podium.store.records import MemberRecord
 
 MODERATORS = Capability.UPDATE_CALL_PERMISSIONS
@@ -72,7 +72,7 @@ async def announce_move(
     if participant is not None:
         changes.emit(
             EventType.PARTICIPANT_MOVED,
-            {"participant": {**participant_view(participant), "tier": tier_of(new).value}},
+            {"participant": tiered_view(participant, tier_of(new))},
             Audience.watchers(),
         )
 
