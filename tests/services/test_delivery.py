@@ -32,7 +32,7 @@ class Recorder:
     frames: list[dict[str, Any]] = field(default_factory=list)
     closed: tuple[int, str] | None = None
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, *, bulk: bool = False) -> None:
         self.frames.append(json.loads(text))
 
     def close(self, code: int, reason: str) -> None:

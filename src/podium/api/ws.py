@@ -52,8 +52,10 @@ class WsConnection:
     """One WebSocket: frames written at once where the server allows it, else queued.
 
     Under `podium serve` the connection has a `FrameWriter` (api/frames.py):
-    `send` writes the frame to the socket at once, and a client that leaves
-    more than `MAX_UNSENT_BYTES` unread is disconnected. Under another ASGI
+    `send` hands the frame to the loop's outbox, which writes it in this loop
+    iteration (or, for a `bulk` frame sent to every watcher, in a later slice
+    of the broadcast), and a client that leaves more than `MAX_UNSENT_BYTES`
+    unread is disconnected. Under another ASGI
     server frames go through a queue and a writer task, and a client is
     disconnected past `MAX_QUEUE` queued frames. Closing always goes through
     the writer task.
@@ -70,15 +72,17 @@ class WsConnection:
         self._frames: FrameWriter | None = websocket.scope.get("extensions", {}).get(EXTENSION)
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, *, bulk: bool = False) -> None:
         if self.close_code is not None:
             return
         if self._frames is not None:
-            if self._frames.unsent() > MAX_UNSENT_BYTES:
+            if not self._frames.open():
+                self.close(1006, "")
+            elif self._frames.unsent() > MAX_UNSENT_BYTES:
                 metrics.SLOW_CLOSES.inc()
                 self.close(4008, "too slow: too much unread")
-            elif not self._frames.write(framed(text)):
-                self.close(1006, "")
+            else:
+                self._frames.write(framed(text), prompt=not bulk)
             return
         if self._queue.qsize() >= MAX_QUEUE:
             metrics.SLOW_CLOSES.inc()
@@ -90,6 +94,8 @@ class WsConnection:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+            if self._frames is not None:
+                self._frames.close_soon()
             self._queue.put_nowait(None)
 
     async def _write(self) -> None:
