@@ -7,7 +7,7 @@ Nothing commits early: `SqlStore` opens and ends the transaction.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -100,9 +100,8 @@ class SqlTransaction:
 
     async def put_call_type(self, call_type: CallType) -> None:
         self._call_types.forget(call_type.name)
-        await self._write(
-            _upsert(self._conn, call_types, schema.call_type_values(call_type), ["name"])
-        )
+        row = schema.call_type_values(call_type)
+        await self._write(_upsert(self._conn, call_types, row, ["name"]), [row])
 
     # calls
 
@@ -174,7 +173,7 @@ class SqlTransaction:
 
     async def upsert_member(self, member: MemberRecord) -> None:
         row = schema.member_values(member)
-        await self._write(_upsert(self._conn, members, row, ["call_cid", "user_id"]))
+        await self._write(_upsert(self._conn, members, row, ["call_cid", "user_id"]), [row])
 
     async def delete_member(self, cid: str, user_id: str) -> bool:
         return await self._delete(members, _user_key(members, cid, user_id))
@@ -230,7 +229,7 @@ class SqlTransaction:
 
     async def upsert_participant(self, participant: ParticipantRecord) -> None:
         row = schema.record_values(participant)
-        await self._write(_upsert(self._conn, participants, row, ["call_cid", "user_id"]))
+        await self._write(_upsert(self._conn, participants, row, ["call_cid", "user_id"]), [row])
 
     async def delete_participant(self, cid: str, user_id: str) -> bool:
         return await self._delete(participants, _user_key(participants, cid, user_id))
@@ -438,17 +437,24 @@ class SqlTransaction:
         return found
 
 
-def _upsert(conn: SqlConnection, table: Table, row: dict[str, Any], key: list[str]) -> Executable:
-    """INSERT, or UPDATE every non-key column of the existing row."""
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(table).values(row)
-        return pg.on_conflict_do_update(
-            index_elements=key, set_={c: pg.excluded[c] for c in row if c not in key}
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Executable] = {}
+
+
+def _upsert(conn: SqlConnection, table: Table, names: Iterable[str], key: list[str]) -> Executable:
+    """INSERT, or UPDATE every non-key column of the existing row; values are bound at execution.
+
+    Built once per dialect, table and columns: constructing `excluded` and the
+    statement's cache key cost more than the write itself on a join.
+    """
+    shape = (conn.dialect.name, table.name, tuple(names), tuple(key))
+    statement = _UPSERTS.get(shape)
+    if statement is None:
+        insert = postgresql.insert if shape[0] == "postgresql" else sqlite.insert
+        into = insert(table)
+        statement = _UPSERTS[shape] = into.on_conflict_do_update(
+            index_elements=key, set_={c: into.excluded[c] for c in shape[2] if c not in key}
         )
-    lite = sqlite.insert(table).values(row)
-    return lite.on_conflict_do_update(
-        index_elements=key, set_={c: lite.excluded[c] for c in row if c not in key}
-    )
+    return statement
 
 
 def _user_key(table: Table, cid: str, user_id: str) -> ColumnElement[bool]:
