@@ -8,7 +8,7 @@ import asyncio
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from podium.api.frames import FrameWriter, Outbox, framed
+from podium.api.frames import CLOSE_TOO_SLOW, FrameWriter, Outbox, framed
 
 
 def _parse(data: bytes) -> Frame:
@@ -46,6 +46,7 @@ class _Transport:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.closing = False
+        self.unread = 0
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
@@ -54,7 +55,7 @@ class _Transport:
         return self.closing
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return self.unread
 
 
 class _Protocol:
@@ -106,6 +107,8 @@ async def test_a_broadcast_drains_in_slices_and_prompt_frames_overtake_it() -> N
 async def test_nothing_is_written_once_closing_and_close_soon_writes_what_waits() -> None:
     box = Outbox(asyncio.get_running_loop())
     (closing, closing_transport), (leaving, leaving_transport) = _writers(box, 2)
+    told: list[tuple[int, str]] = []
+    closing.on_close = lambda code, reason: told.append((code, reason))
     closing.write(b"late", prompt=False)
     closing_transport.closing = True
     assert not closing.open()
@@ -114,3 +117,16 @@ async def test_nothing_is_written_once_closing_and_close_soon_writes_what_waits(
     assert leaving_transport.writes == [b"last words"]
     await _iterations(2)
     assert closing_transport.writes == [] and leaving_transport.writes == [b"last words"]
+    assert told == [(1006, "")]
+
+
+async def test_a_client_too_far_behind_is_told_4008_and_gets_nothing_more() -> None:
+    box = Outbox(asyncio.get_running_loop())
+    [(writer, transport)] = _writers(box, 1)
+    told: list[int] = []
+    writer.on_close = lambda code, reason: told.append(code)
+    writer.max_unsent = 100
+    transport.unread = 101
+    writer.write(b"more", prompt=True)
+    await _iterations(1)
+    assert transport.writes == [] and told == [CLOSE_TOO_SLOW]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import jwt
 
+from podium.services.audience import CHECK_INTERVAL_S, WINDOW_S
 from podium.tokens import mint_user_token
 from tests.api.helpers import (
     JSON,
@@ -307,7 +309,10 @@ async def test_recipients_of_request_events(
     for probe in (a1, a2, a_idle):
         assert len([f for f in probe.frames if f["type"] == "call.permissions_updated"]) == 1
 
-    # a listener joining reaches the host's opted-in connection only; everyone hears the count
+    # a listener joining reaches the host's opted-in connection only; everyone hears the count.
+    # The count after the accept is sent within a window and a check; c's join must change it
+    # from that (were it still pending, c's join could restore the count already sent).
+    await asyncio.sleep(WINDOW_S + 2 * CHECK_INTERVAL_S + 0.3)
     h_all = await ws_connect(server.token(host_id))
     await h_all.connected()
     assert (await h_all.watch(room.cid, audience=True))["audience"] is True

@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from podium.api.deps import Services
-from podium.api.frames import EXTENSION, FrameWriter, framed
+from podium.api.frames import CLOSE_TOO_SLOW, EXTENSION, FrameWriter, framed
 from podium.core.errors import PodiumError, RateLimited, TooManyConnections, ValidationFailed
 from podium.core.json_values import decode_strict, json_problem
 from podium.core.rates import TokenBucket
@@ -70,25 +70,28 @@ class WsConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self._frames: FrameWriter | None = websocket.scope.get("extensions", {}).get(EXTENSION)
+        if self._frames is not None:
+            self._frames.max_unsent = MAX_UNSENT_BYTES
+            self._frames.on_close = self._cannot_write
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
     def send(self, text: str, *, bulk: bool = False) -> None:
         if self.close_code is not None:
             return
         if self._frames is not None:
-            if not self._frames.open():
-                self.close(1006, "")
-            elif self._frames.unsent() > MAX_UNSENT_BYTES:
-                metrics.SLOW_CLOSES.inc()
-                self.close(4008, "too slow: too much unread")
-            else:
-                self._frames.write(framed(text), prompt=not bulk)
+            self._frames.write(framed(text), prompt=not bulk)
             return
         if self._queue.qsize() >= MAX_QUEUE:
             metrics.SLOW_CLOSES.inc()
-            self.close(4008, "too slow: outgoing queue full")
+            self.close(CLOSE_TOO_SLOW, "too slow: outgoing queue full")
             return
         self._queue.put_nowait(text)
+
+    def _cannot_write(self, code: int, reason: str) -> None:
+        """The frame writer found the connection closing (1006) or the client too slow (4008)."""
+        if code == CLOSE_TOO_SLOW:
+            metrics.SLOW_CLOSES.inc()
+        self.close(code, reason)
 
     def close(self, code: int, reason: str) -> None:
         if self.close_code is None:
