@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +26,7 @@ from podium.services.audience import AudienceCounter
 from podium.services.calls import CallsService
 from podium.services.context import Runtime
 from podium.services.delivery import EventHub
+from podium.services.heap import HeapKeeper
 from podium.services.media_relay import media_for
 from podium.services.moderation import ModerationService
 from podium.services.periodic import run_every
@@ -72,10 +72,9 @@ def create_app(settings: Settings) -> FastAPI:
         sweeper = asyncio.create_task(
             run_every(1.0, permissions.expire_overdue, "expiring requests"), name="podium-expiry"
         )
-        # Modules, models and tables loaded so far live as long as the process: keep
-        # them out of the collector's full passes, which otherwise stall the loop.
-        gc.collect()
-        gc.freeze()
+        # Keeps the collector's full passes from stalling the loop (services/heap.py).
+        heap = HeapKeeper()
+        await heap.start()
         exporter = None
         if settings.metrics_port is not None:
             exporter = await serve_metrics(settings.metrics_port)
@@ -86,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
                 exporter.close()
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+            await heap.close()
             await audience.close()
             await presence.close()
             await media.close()

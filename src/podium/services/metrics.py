@@ -33,6 +33,11 @@ FRAMES_DELIVERED = Counter(
     "Event frames queued to WebSocket connections.",
     registry=REGISTRY,
 )
+GC_SWEEP_SECONDS = Gauge(
+    "podium_gc_sweep_seconds",
+    "How long the last full collection of the whole heap took (services/heap.py).",
+    registry=REGISTRY,
+)
 GAP_FILLS = Counter(
     "podium_event_gap_fills_total",
     "Times events arrived out of seq order and missing ones were read from the log.",
