@@ -27,7 +27,7 @@ from podium.services import metrics
 
 log = logging.getLogger("podium.heap")
 
-FREEZE_INTERVAL_S = 10.0
+FREEZE_INTERVAL_S = 2.0
 SWEEP_INTERVAL_S = 600.0
 
 
