@@ -342,11 +342,6 @@ class EventHub:
                 else feed.holders(needed)
             )
             bulk = not opted and needed is Capability.READ_CALL
-            if bulk:
-                # One loop iteration first, so frames already queued for a few
-                # (the requester's new capabilities, a request reaching the
-                # host) are written before this call-wide pass over every watcher.
-                await asyncio.sleep(0)
             sent = 0
             for conn in recipients:
                 conn.send(text, bulk=bulk)
