@@ -147,6 +147,11 @@ async def test_an_audience_of_hundreds_is_a_count_and_a_paged_list(
             await expect(exactly(guest, f"{total} listening")).to_be_visible()
 
             # One tile (the host) and one page of rows, not a node per listener.
+            # The page was read when the call had one listener; it is read again at most
+            # every 3 s while the count changes (ui/audience.js REFRESH_EVERY_MS).
+            await expect(host.page.locator(".audience-row")).to_have_count(
+                PAGE_SIZE, timeout=2 * COUNT_S * 1000
+            )
             first = await page_rows(host, 1)
             assert len(first) == PAGE_SIZE, first
             counts: dict[str, int] = await host.page.evaluate(COUNTS)
