@@ -3,8 +3,9 @@
 podium.js runs the same files (tests/web/behaviour-fixtures.test.mjs), so a change in how
 one SDK folds events into its state fails here or there instead of drifting apart. No
 server: `call.get()` is answered by `httpx.MockTransport` with the fixture's snapshot (so
-the re-read after a phase change is older than the state and ignored), and each event goes
-through the client's dispatch, where its event connection hands every frame over.
+the re-read after a phase change is older than the state and ignored) or a step's
+`reread`, and each event goes through the client's dispatch, where its event connection
+hands every frame over.
 """
 
 from __future__ import annotations
@@ -70,17 +71,17 @@ def check(call: Call, expect: dict[str, Any], where: str) -> None:
 @pytest.mark.parametrize("name", FIXTURES)
 async def test_fixture(name: str) -> None:
     fixture = FIXTURES[name]
-    snapshot = fixture["snapshot"]
+    answers = {"snapshot": fixture["snapshot"]}
 
     def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=snapshot)
+        return httpx.Response(200, json=answers["snapshot"])
 
     transport = httpx.MockTransport(answer)
     async with (
         httpx.AsyncClient(transport=transport) as http,
         Client("http://podium.test", token(fixture["user_id"]), http=http) as client,
     ):
-        call = client.call(*parse_call_cid(snapshot["call"]["cid"]))
+        call = client.call(*parse_call_cid(fixture["snapshot"]["call"]["cid"]))
         delivered: list[dict[str, Any]] = []
         call.on("*", delivered.append)
         await call.get()
@@ -88,8 +89,13 @@ async def test_fixture(name: str) -> None:
         for number, step in enumerate(fixture["steps"], 1):
             expect = step.get("expect_python", step["expect"])
             before = len(delivered)
-            client._dispatch(step["event"])
-            where = f"{name}: after step {number} ({step['event']['type']})"
+            if "reread" in step:
+                answers["snapshot"] = step["reread"]
+                await call.get()
+                where = f"{name}: after step {number} (a read)"
+            else:
+                client._dispatch(step["event"])
+                where = f"{name}: after step {number} ({step['event']['type']})"
             check(call, expect, where)
             if "delivered" in expect:
                 assert (len(delivered) > before) == expect["delivered"], where

@@ -2,7 +2,7 @@
 // tests/client/test_behaviour_fixtures.py runs the same files against the Python SDK, so a
 // change in how one SDK folds events into its state fails here or there instead of drifting
 // apart. No server: `call.get()` is answered with the fixture's snapshot (so the re-read after
-// a phase change is older than the state and ignored), and each event arrives on the fake
+// a phase change is older than the state and ignored) or a step's `reread`, and each event arrives on the fake
 // WebSocket, whose frames the client hands to the call they name.
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
@@ -65,8 +65,14 @@ for (const name of FIXTURES) {
     for (const [index, step] of fixture.steps.entries()) {
       const expect = step.expect_js ?? step.expect;
       const before = delivered.length;
-      await env.ws.deliver(step.event);
-      const where = `${name}: after step ${index + 1} (${step.event.type})`;
+      let where = `${name}: after step ${index + 1} (a read)`;
+      if (step.reread) {
+        env.fetch.on("GET", `/v1/calls/${type}/${id}`, { body: step.reread });
+        await call.get();
+      } else {
+        await env.ws.deliver(step.event);
+        where = `${name}: after step ${index + 1} (${step.event.type})`;
+      }
       check(call, expect, where);
       if ("delivered" in expect) assert.equal(delivered.length > before, expect.delivered, where);
     }

@@ -55,6 +55,8 @@ export class Call {
     _media: MediaSession | null;
     /** @type {Set<string>} */
     _resolved: Set<string>;
+    /** @type {number | null} */
+    _handledSeq: number | null;
     get path(): string;
     get watching(): boolean;
     /**

@@ -81,6 +81,10 @@ class Call:
         self._media: MediaSession | None = None
         #: Whether `join()` was called and `leave()` not since: presence is restored then.
         self._joined = False
+        #: The seq of the last call event the handlers saw (from the first snapshot on).
+        #: A re-read may reflect events whose frames are still on their way; their
+        #: handlers run when they arrive, so this moves with frames, never with reads.
+        self._handled_seq: int | None = None
 
     def __repr__(self) -> str:
         return f"Call({self.cid!r}, phase={self.state.phase!r}, seq={self.state.seq})"
@@ -378,8 +382,10 @@ class Call:
     def handle_frame(self, frame: Event) -> None:
         """Apply one frame from the event connection to `state`, then run the handlers.
 
-        A call event the state already reflects (a replay at or below `state.seq`)
-        reaches no handler, as in podium.js: handlers see each change once.
+        A call event at or below the first snapshot's seq or a frame already
+        handled reaches no handler, as in podium.js: handlers see each change once.
+        A frame whose change an HTTP answer brought first (the answer overtook it)
+        leaves the state as it is and still reaches the handlers.
         """
         kind = frame.get("type")
         if not isinstance(kind, str):
@@ -393,18 +399,30 @@ class Call:
             media.handle(frame)
         elif media is not None and kind == "error" and _answers_media(frame):
             media.handle_error(frame)
+        fresh = False
         if kind.startswith("call."):
-            if not apply_event(self.state, frame, self.user_id):
+            if not self._first_arrival(frame):
                 return
+            fresh = apply_event(self.state, frame, self.user_id)
             targets = [*self._handlers.get(kind, ()), *self._handlers.get(ALL_EVENTS, ())]
         else:
             targets = list(self._handlers.get(kind, ()))
         if kind == EventType.PARTICIPANT_LEFT and self._dropped_for_absence(frame):
             self.client.spawn(self._rejoin(), "re-join after a disconnection")
-        if kind in PHASE_EVENTS:
+        if kind in PHASE_EVENTS and fresh:
             self.client.spawn(self._refresh_then_run(frame, targets), f"{kind} refresh")
         else:
             self._run(frame, targets)
+
+    def _first_arrival(self, frame: Event) -> bool:
+        """Whether the handlers have not seen this call event yet (and now will)."""
+        seq = frame.get("seq")
+        if not isinstance(seq, int):
+            return True
+        if self._handled_seq is not None and seq <= self._handled_seq:
+            return False
+        self._handled_seq = seq
+        return True
 
     def _dropped_for_absence(self, frame: Event) -> bool:
         participant = frame.get("participant")
@@ -462,6 +480,8 @@ class Call:
     def _apply(self, data: JSON) -> bool:
         """Apply a call state object; False if it was older than the state (and so ignored)."""
         applied = apply_snapshot(self.state, data)
+        if self._handled_seq is None and self.state.loaded:
+            self._handled_seq = self.state.seq
         for request_id in list(self.state.pending_requests):
             if request_id in self._resolved:
                 del self.state.pending_requests[request_id]

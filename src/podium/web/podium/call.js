@@ -75,6 +75,11 @@ export class Call {
     // Requests this client saw resolved: a snapshot read just before must not bring them back.
     /** @type {Set<string>} */
     this._resolved = new Set();
+    // The seq of the last call event the handlers saw (from the first snapshot on). A re-read
+    // may reflect events whose frames are still on their way; their handlers run when they
+    // arrive, so this moves with frames, never with reads.
+    /** @type {number | null} */
+    this._handledSeq = null;
   }
 
   get path() {
@@ -407,10 +412,15 @@ export class Call {
     }
     if (!type.startsWith("call.")) return;
     const event = /** @type {CallEvent} */ (frame);
-    const changed = this.state.applyEvent(event, this.client.userId);
-    if (!changed) return;
+    if (!this.#firstArrival(event)) return;
+    // False when an HTTP answer that overtook this frame brought its change already.
+    const fresh = this.state.applyEvent(event, this.client.userId);
     if (event.type === "call.participant_left" && event.participant?.user_id === this.client.userId) {
       this.#leftByServer(event.reason);
+    }
+    if (!fresh) {
+      this._emit(event);
+      return;
     }
     if (PHASE_EVENTS.has(type)) {
       this.#reread()
@@ -420,6 +430,18 @@ export class Call {
     }
     this.#changed();
     this._emit(event);
+  }
+
+  /**
+   * Whether the handlers have not seen this call event yet (and now will): an event at or
+   * below the first snapshot's seq, or a frame already handled, reaches no handler.
+   * @param {CallEvent} event
+   */
+  #firstArrival(event) {
+    if (!Number.isInteger(event.seq)) return true;
+    if (this._handledSeq !== null && event.seq <= this._handledSeq) return false;
+    this._handledSeq = event.seq;
+    return true;
   }
 
   /** The client's WebSocket closed. */
@@ -535,6 +557,7 @@ export class Call {
    */
   #apply(data) {
     const applied = this.state.applySnapshot(data);
+    if (this._handledSeq === null && this.state.loaded) this._handledSeq = this.state.seq;
     for (const id of Object.keys(this.state.pendingRequests)) {
       if (this._resolved.has(id)) delete this.state.pendingRequests[id];
     }
