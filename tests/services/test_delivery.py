@@ -31,9 +31,11 @@ class Recorder:
     last_seen: float = 0.0
     frames: list[dict[str, Any]] = field(default_factory=list)
     closed: tuple[int, str] | None = None
+    bulk: list[bool] = field(default_factory=list)
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, *, bulk: bool = False) -> None:
         self.frames.append(json.loads(text))
+        self.bulk.append(bulk)
 
     def close(self, code: int, reason: str) -> None:
         self.closed = self.closed or (code, reason)
@@ -231,6 +233,31 @@ async def test_opted_in_events_reach_opted_in_moderators_and_the_user_only(
     hub.connect(plain)
     await hub.watch(plain, CID, event.seq - 1)
     assert plain.seqs() == []
+
+
+async def test_only_frames_for_every_watcher_may_wait_behind_others(runtime: Runtime) -> None:
+    """A broadcast is `bulk`; what a user or the moderators get is written first (api/frames)."""
+    await _call(runtime)
+    hub = EventHub(runtime.store, runtime.bus)
+    host, listener = Recorder(HOST), Recorder(Identity("listener"))
+    for conn in (host, listener):
+        hub.connect(conn)
+        await hub.watch(conn, CID, None, audience=conn is host)
+    audiences = [
+        Audience.watchers(),
+        Audience.holders(OPT_IN, "listener"),
+        Audience.users("listener"),
+        Audience.opted_in(OPT_IN, "listener"),
+    ]
+    drafts = [EventDraft("call.user_muted", {"user_id": "u"}, a) for a in audiences]
+    async with runtime.store.write(CID) as tx:
+        events = await tx.append_events(CID, drafts, created_at=runtime.clock())
+    host.bulk.clear()
+    listener.bulk.clear()
+    for event in events:
+        await hub.on_event(event)
+    assert host.bulk == [True, False, False]
+    assert listener.bulk == [True, False, False, False]
 
 
 @pytest.mark.parametrize(

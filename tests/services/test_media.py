@@ -43,7 +43,7 @@ class Socket:
     last_seen: float = 0.0
     frames: list[dict[str, Any]] = field(default_factory=list)
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, *, bulk: bool = False) -> None:
         self.frames.append(json.loads(text))
 
     def close(self, code: int, reason: str) -> None:

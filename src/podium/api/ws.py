@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from podium.api.deps import Services
-from podium.api.frames import EXTENSION, FrameWriter, framed
+from podium.api.frames import CLOSE_TOO_SLOW, EXTENSION, FrameWriter, framed
 from podium.core.errors import PodiumError, RateLimited, TooManyConnections, ValidationFailed
 from podium.core.json_values import decode_strict, json_problem
 from podium.core.rates import TokenBucket
@@ -52,8 +52,10 @@ class WsConnection:
     """One WebSocket: frames written at once where the server allows it, else queued.
 
     Under `podium serve` the connection has a `FrameWriter` (api/frames.py):
-    `send` writes the frame to the socket at once, and a client that leaves
-    more than `MAX_UNSENT_BYTES` unread is disconnected. Under another ASGI
+    `send` hands the frame to the loop's outbox, which writes it in this loop
+    iteration (or, for a `bulk` frame sent to every watcher, in a later slice
+    of the broadcast), and a client that leaves more than `MAX_UNSENT_BYTES`
+    unread is disconnected. Under another ASGI
     server frames go through a queue and a writer task, and a client is
     disconnected past `MAX_QUEUE` queued frames. Closing always goes through
     the writer task.
@@ -68,28 +70,35 @@ class WsConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self._frames: FrameWriter | None = websocket.scope.get("extensions", {}).get(EXTENSION)
+        if self._frames is not None:
+            self._frames.max_unsent = MAX_UNSENT_BYTES
+            self._frames.on_close = self._cannot_write
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, *, bulk: bool = False) -> None:
         if self.close_code is not None:
             return
         if self._frames is not None:
-            if self._frames.unsent() > MAX_UNSENT_BYTES:
-                metrics.SLOW_CLOSES.inc()
-                self.close(4008, "too slow: too much unread")
-            elif not self._frames.write(framed(text)):
-                self.close(1006, "")
+            self._frames.write(framed(text), prompt=not bulk)
             return
         if self._queue.qsize() >= MAX_QUEUE:
             metrics.SLOW_CLOSES.inc()
-            self.close(4008, "too slow: outgoing queue full")
+            self.close(CLOSE_TOO_SLOW, "too slow: outgoing queue full")
             return
         self._queue.put_nowait(text)
+
+    def _cannot_write(self, code: int, reason: str) -> None:
+        """The frame writer found the connection closing (1006) or the client too slow (4008)."""
+        if code == CLOSE_TOO_SLOW:
+            metrics.SLOW_CLOSES.inc()
+        self.close(code, reason)
 
     def close(self, code: int, reason: str) -> None:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+            if self._frames is not None:
+                self._frames.close_soon()
             self._queue.put_nowait(None)
 
     async def _write(self) -> None:

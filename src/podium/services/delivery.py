@@ -63,8 +63,13 @@ class Connection(Protocol):
     #: Unique per connection (the `connection_id` of `connection.ok`).
     id: str
 
-    def send(self, text: str) -> None:
-        """Queue a frame; must not block."""
+    def send(self, text: str, *, bulk: bool = False) -> None:
+        """Queue a frame; must not block.
+
+        `bulk` marks a frame sent to every watcher of a call: it may wait
+        behind frames for a few (a user, the moderators), never behind
+        another frame for the same connection.
+        """
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection soon (it will call `hub.disconnect`)."""
@@ -336,9 +341,15 @@ class EventHub:
                 if opted
                 else feed.holders(needed)
             )
+            bulk = not opted and needed is Capability.READ_CALL
+            if bulk:
+                # One loop iteration first, so frames already queued for a few
+                # (the requester's new capabilities, a request reaching the
+                # host) are written before this call-wide pass over every watcher.
+                await asyncio.sleep(0)
             sent = 0
             for conn in recipients:
-                conn.send(text)
+                conn.send(text, bulk=bulk)
                 sent += 1
             for user_id in audience.user_ids:
                 for conn in self.by_user.get(user_id, ()):
@@ -347,7 +358,7 @@ class EventHub:
                         caps is not None and needed in caps and (not opted or conn in feed.opted_in)
                     )
                     if caps is not None and not already:
-                        conn.send(text)
+                        conn.send(text, bulk=bulk)
                         sent += 1
             metrics.FRAMES_DELIVERED.inc(sent)
         feed.last_seq = event.seq
@@ -483,4 +494,4 @@ class EventHub:
                     if now - conn.last_seen > self.idle_timeout_s:
                         conn.close(4000, "idle: no frame received")
                     else:
-                        conn.send(frame)
+                        conn.send(frame, bulk=True)
