@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
@@ -24,7 +26,7 @@ from podium.core.requests import PermissionRequest, RequestState, Resolution, re
 from podium.store.base import Transaction
 from podium.store.records import BlockRecord, CallRecord, MemberRecord, ParticipantRecord
 from podium.store.schema import metadata
-from podium.store.sql import SqlStore, create_store
+from podium.store.sql import MIGRATIONS_DIR, SqlStore, create_store
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 AUDIO = frozenset({Capability.SEND_AUDIO})
@@ -244,19 +246,94 @@ async def test_participants(store: SqlStore) -> None:
     ben = ParticipantRecord("default:a", "ben", None, None, at(2), at(2))
     async with store.write("default:a") as tx:
         for p in (ben, ann, replace(ann, call_cid="default:b")):
-            await tx.upsert_participant(p)
-        await tx.upsert_participant(replace(ann, name="Ann B."))
-        assert await tx.get_participant("default:a", "ann") == replace(ann, name="Ann B.")
-        assert await tx.list_participants("default:a") == [replace(ann, name="Ann B."), ben]
+            assert await tx.insert_participant(p)
+        assert not await tx.insert_participant(replace(ann, name="Ann B.")), "joined already"
+        assert await tx.get_participant("default:a", "ann") == ann
+        assert await tx.list_participants("default:a") == [ann, ben]
         assert await tx.delete_participant("default:a", "ben")
         assert not await tx.delete_participant("default:a", "ben")
         assert await tx.get_participant("default:a", "ben") is None
     async with store.write("default:a") as tx:
-        await tx.upsert_participant(ben)
+        await tx.insert_participant(ben)
         assert await tx.delete_participants("default:a") == ["ann", "ben"]
         assert await tx.delete_participants("default:a") == []
         assert await tx.list_participants("default:a") == []
         assert len(await tx.list_participants("default:b")) == 1
+
+
+async def test_the_database_counts_each_calls_participants(store: SqlStore) -> None:
+    await add_calls(store, make_call("a"), make_call("b"))
+    people = [ParticipantRecord("default:a", f"u{i}", None, None, at(i), at(i)) for i in range(3)]
+
+    async def counts() -> tuple[int, int]:
+        async with store.read() as tx:
+            a, b = await tx.get_call("default:a"), await tx.get_call("default:b")
+        assert a is not None and b is not None
+        return a.participant_count, b.participant_count
+
+    async with store.write("default:a") as tx:
+        for participant in people:
+            await tx.insert_participant(participant)
+        await tx.insert_participant(replace(people[0], call_cid="default:b"))
+    assert await counts() == (3, 1)
+    async with store.write("default:a") as tx:
+        assert not await tx.insert_participant(people[1])
+        await tx.touch_participants([("default:a", "u1")], at(9))
+        assert not await tx.delete_participant("default:a", "nobody")
+    assert await counts() == (3, 1), "a repeated join, a touch or a missing row count nothing"
+    async with store.write("default:a") as tx:
+        assert await tx.delete_participant("default:a", "u1")
+    assert await counts() == (2, 1)
+    async with store.write("default:a") as tx:
+        await tx.delete_participants("default:a")
+    assert await counts() == (0, 1)
+    with pytest.raises(RuntimeError):
+        async with store.write("default:a") as tx:
+            await tx.insert_participant(people[0])
+            raise RuntimeError("rolled back")
+    assert await counts() == (0, 1), "a rolled-back join is not counted"
+
+
+async def test_upgrading_counts_the_participants_already_joined(database_url: str) -> None:
+    """Migration 0004 fills `participant_count` in for calls that had participants."""
+    store = SqlStore(database_url)
+    await store.open()
+    await add_calls(store, make_call("a"), make_call("b"))
+    async with store.write("default:a") as tx:
+        for user_id in ("u1", "u2"):
+            await tx.insert_participant(ParticipantRecord("default:a", user_id, None, None, T0, T0))
+    await store.close()
+
+    def migrate(connection: Connection, revision: str) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        if revision == "head":
+            command.upgrade(config, revision)
+        else:
+            command.downgrade(config, revision)
+
+    async def run(revision: str) -> None:
+        if database_url.startswith("sqlite"):
+            lite = create_engine(database_url)
+            with lite.begin() as conn:
+                migrate(conn, revision)
+            lite.dispose()
+            return
+        engine = create_async_engine(database_url)
+        async with engine.begin() as aconn:
+            await aconn.run_sync(migrate, revision)
+        await engine.dispose()
+
+    await run("0003")
+    await run("head")
+    store = SqlStore(database_url)
+    await store.open()
+    async with store.read() as tx:
+        a, b = await tx.get_call("default:a"), await tx.get_call("default:b")
+    await store.close()
+    assert a is not None and a.participant_count == 2
+    assert b is not None and b.participant_count == 0
 
 
 async def test_blocks(store: SqlStore) -> None:
@@ -479,14 +556,14 @@ async def test_data_survives_close_and_reopen(database_url: str) -> None:
         await tx.upsert_member(member)
         await tx.insert_request(request)
         await tx.insert_block(BlockRecord(call.cid, "troll", "alice", T0))
-        await tx.upsert_participant(ParticipantRecord(call.cid, "alice", "A", None, T0, T0))
+        await tx.insert_participant(ParticipantRecord(call.cid, "alice", "A", None, T0, T0))
         event = await append_event(tx, call.cid, "t", {"k": 1}, Audience.watchers(), created_at=T0)
     await first.close()
 
     second = SqlStore(database_url)
     await second.open()
     async with second.read() as tx:
-        assert await tx.get_call(call.cid) == replace(call, last_seq=1)
+        assert await tx.get_call(call.cid) == replace(call, last_seq=1, participant_count=1)
         assert await tx.get_member(call.cid, "alice") == member
         assert await tx.get_request(call.cid, "r1") == request
         assert await tx.get_block(call.cid, "troll") is not None

@@ -33,7 +33,7 @@ from podium.services.context import CallContext, Changes, Runtime, load_call, wr
 from podium.services.periodic import run_every
 from podium.services.views import participant_view
 from podium.store.base import Transaction
-from podium.store.records import ParticipantRecord
+from podium.store.records import CallRecord, ParticipantRecord
 
 log = logging.getLogger("podium.audience")
 
@@ -87,20 +87,38 @@ def tiered_view(participant: ParticipantRecord, tier: Tier) -> dict[str, Any]:
 
 
 async def stage_of(
-    tx: Transaction, cid: str, split: TierSplit, *, also: str | None = None
+    tx: Transaction,
+    cid: str,
+    split: TierSplit,
+    *,
+    also: str | None = None,
+    own: ParticipantRecord | None = None,
 ) -> list[dict[str, Any]]:
-    """The stage participants in join order, plus `also` (the caller) when it has joined."""
+    """The stage participants in join order, plus `also` (the caller) when it has joined.
+
+    `own` is the caller's participant record when the caller has it at hand.
+    """
     stage = await tx.list_participants(cid, **split.stage_filter)
     views = [tiered_view(p, Tier.STAGE) for p in stage]
     if also is not None and split.tier(also) is Tier.AUDIENCE:
-        own = await tx.get_participant(cid, also)
+        if own is None:
+            own = await tx.get_participant(cid, also)
         if own is not None:
             views.append(tiered_view(own, Tier.AUDIENCE))
     return views
 
 
-async def count_audience(tx: Transaction, cid: str, split: TierSplit) -> int:
-    return await tx.count_participants(cid, **split.audience_filter)
+async def count_audience(tx: Transaction, call: CallRecord, split: TierSplit) -> int:
+    """The audience of `call` as read in `tx`, with no scan of the participants.
+
+    The database counts the joined participants (`participant_count`); only
+    the few who differ from the default tier are counted row by row.
+    """
+    audience_by_default = split.default is Tier.AUDIENCE
+    if not split.exceptions:
+        return call.participant_count if audience_by_default else 0
+    exceptions = await tx.count_participants(call.cid, only=split.exceptions)
+    return call.participant_count - exceptions if audience_by_default else exceptions
 
 
 def emit_presence(
@@ -195,7 +213,7 @@ class AudienceCounter:
             if call.audience_at is not None and now - call.audience_at < self.window:
                 return False
             ctx = await load_call(tx, cid)
-            count = await count_audience(tx, cid, await split_of(tx, ctx))
+            count = await count_audience(tx, ctx.call, await split_of(tx, ctx))
             if count == call.audience_count:
                 return True
             await tx.update_call(cid, updated_at=call.updated_at, audience=(count, now))

@@ -11,7 +11,7 @@ from podium.core import roles
 from podium.core.call_types import CallType
 from podium.core.capabilities import Capability
 from podium.core.errors import CallTypeNotFound, PermissionDenied, RateLimited
-from podium.core.policy import CallAccess, CallPhase, initial_phase, own_capabilities
+from podium.core.policy import CallPhase, initial_phase, own_capabilities
 from podium.core.rates import retry_after_s
 from podium.core.requests import RequestState
 from podium.core.stage import tier_of
@@ -27,7 +27,7 @@ from podium.services.audience import (
     tier_split,
     tiered_view,
 )
-from podium.services.context import Changes, Runtime, load_call, writing
+from podium.services.context import Changes, Roster, Runtime, load_call, writing
 from podium.services.grants import (
     after_capability_change,
     announce_move,
@@ -199,23 +199,24 @@ class CallsService:
                 if ctx.call.phase is CallPhase.BACKSTAGE
                 else Capability.JOIN_CALL
             )
-            caps = await ctx.require(tx, identity, needed)
-            existing = await tx.get_participant(cid, identity.user_id)
+            roster = await ctx.roster(tx)
+            access = ctx.access_of(roster)
+            ctx.check(identity.capabilities_in(access), needed)
             now = changes.now
-            if existing is None:
-                participant = ParticipantRecord(
-                    cid, identity.user_id, identity.name, identity.image, now, now
-                )
-                await tx.upsert_participant(participant)
-                if identity.server or identity.role is not None:
-                    # The tier is judged by what is stored, not by a token's role.
-                    caps = await ctx.user_capabilities(tx, identity.user_id)
-                tier = tier_of(caps)
+            participant = ParticipantRecord(
+                cid, identity.user_id, identity.name, identity.image, now, now
+            )
+            joined = await tx.insert_participant(participant)
+            if joined:
+                # The tier is judged by what is stored, not by a token's role.
+                tier = tier_of(access.capabilities_of(identity.user_id))
                 emit_presence(changes, EventType.PARTICIPANT_JOINED, participant, tier)
             else:
                 # Joining again counts as being seen: presence starts its grace anew.
                 await tx.touch_participants([(cid, identity.user_id)], now)
-            return await self._state_after(changes, identity)
+            # Joined earlier, the stored record is the one to show.
+            own = participant if joined else None
+            return await self._state_after(changes, identity, roster=roster, own=own)
 
     async def leave(self, identity: Identity, cid: str) -> dict[str, Any]:
         async with writing(self.rt, cid) as changes:
@@ -317,28 +318,40 @@ class CallsService:
                 await announce_move(changes, ctx, user_id, before, None)
             return await self._state_after(changes, identity)
 
-    async def _state_after(self, changes: Changes, identity: Identity) -> dict[str, Any]:
+    async def _state_after(
+        self,
+        changes: Changes,
+        identity: Identity,
+        *,
+        roster: Roster | None = None,
+        own: ParticipantRecord | None = None,
+    ) -> dict[str, Any]:
         """The state including the events of this write (their seq)."""
         await changes.flush()
         assert changes.cid is not None
-        return await self._state(changes.tx, changes.cid, identity)
+        return await self._state(changes.tx, changes.cid, identity, roster=roster, own=own)
 
-    async def _state(self, tx: Transaction, cid: str, identity: Identity) -> dict[str, Any]:
+    async def _state(
+        self,
+        tx: Transaction,
+        cid: str,
+        identity: Identity,
+        *,
+        roster: Roster | None = None,
+        own: ParticipantRecord | None = None,
+    ) -> dict[str, Any]:
         """The state as this transaction now sees it (re-read: events bumped `seq`).
 
         The caller's capabilities come from the same member and block lists the
         state shows, so a state read costs a fixed number of queries whatever
-        the call's size (the audience is counted, never listed).
+        the call's size (the audience is counted, never listed). `roster` is
+        those lists when this transaction read them and left them unchanged;
+        `own` the caller's participant record when the caller has it.
         """
         ctx = await load_call(tx, cid)
-        members = await tx.list_members(ctx.cid)
-        blocked = [b.user_id for b in await tx.list_blocks(ctx.cid)]
-        access = CallAccess(
-            call_type=ctx.call_type,
-            phase=ctx.call.phase,
-            members={m.user_id: m.permissions for m in members},
-            blocked=frozenset(blocked),
-        )
+        if roster is None:
+            roster = await ctx.roster(tx)
+        access = ctx.access_of(roster)
         caps = identity.capabilities_in(access)
         moderator = Capability.UPDATE_CALL_PERMISSIONS in caps
         pending = await tx.list_requests(
@@ -351,10 +364,10 @@ class CallsService:
         return state_view(
             call=ctx.call,
             call_type=ctx.call_type,
-            members=members,
-            stage=await stage_of(tx, ctx.cid, split, also=identity.user_id),
-            audience_count=await count_audience(tx, ctx.cid, split),
-            blocked=blocked,
+            members=roster.members,
+            stage=await stage_of(tx, ctx.cid, split, also=identity.user_id, own=own),
+            audience_count=await count_audience(tx, ctx.call, split),
+            blocked=roster.blocked,
             pending_requests=[r for r in pending if r.expires_at > now],
             own_capabilities=caps,
         )

@@ -58,6 +58,18 @@ class _Unread(Enum):
     MEMBER = auto()
 
 
+@dataclass(frozen=True)
+class Roster:
+    """A call's member records and blocked users, as one transaction read them.
+
+    Joining reads them once to authorise the caller and again shows them in
+    the state it answers, since a join changes neither.
+    """
+
+    members: list[MemberRecord]
+    blocked: frozenset[str]
+
+
 @dataclass
 class CallContext:
     """A call and its type, as read inside one transaction."""
@@ -109,7 +121,10 @@ class CallContext:
         self, tx: Transaction, identity: Identity, capability: Capability
     ) -> Capabilities:
         """The actor's capabilities, or `permission_denied` naming the missing one."""
-        caps = await self.capabilities(tx, identity)
+        return self.check(await self.capabilities(tx, identity), capability)
+
+    def check(self, caps: Capabilities, capability: Capability) -> Capabilities:
+        """`caps`, or `permission_denied` naming `capability` when it is not among them."""
         if capability not in caps:
             details: dict[str, Any] = {"capability": capability.value}
             if self.call.phase is CallPhase.ENDED:
@@ -121,15 +136,21 @@ class CallContext:
         if self.call.phase is CallPhase.ENDED:
             raise CallEnded(f"call {self.cid} has ended", {"call_cid": self.cid})
 
-    async def access(self, tx: Transaction) -> CallAccess:
+    async def roster(self, tx: Transaction) -> Roster:
         members = await tx.list_members(self.cid)
         blocks = await tx.list_blocks(self.cid)
+        return Roster(members, frozenset(b.user_id for b in blocks))
+
+    def access_of(self, roster: Roster) -> CallAccess:
         return CallAccess(
             call_type=self.call_type,
             phase=self.call.phase,
-            members={m.user_id: m.permissions for m in members},
-            blocked=frozenset(b.user_id for b in blocks),
+            members={m.user_id: m.permissions for m in roster.members},
+            blocked=roster.blocked,
         )
+
+    async def access(self, tx: Transaction) -> CallAccess:
+        return self.access_of(await self.roster(tx))
 
 
 async def load_call(tx: Transaction, cid: str) -> CallContext:

@@ -25,6 +25,8 @@ class CallRecord:
     #: The last `call.audience_updated` count, and when it was logged (the coalescing window).
     audience_count: int = 0
     audience_at: datetime | None = None
+    #: Joined participants, counted by the database (triggers on `participants`).
+    participant_count: int = 0
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,8 @@ calls = Table(
     Column("last_seq", BigInteger, nullable=False),
     Column("audience_count", Integer, nullable=False, server_default="0"),
     Column("audience_at", UtcDateTime, nullable=True),
+    # Kept by triggers on `participants` (migration 0004); Podium never writes it.
+    Column("participant_count", Integer, nullable=False, server_default="0"),
     Index(None, "phase", "created_at"),
     Index(None, "created_at"),
     Index(None, "created_by", "created_at"),
@@ -231,7 +233,9 @@ def call_type_from_row(row: Row[Any]) -> CallType:
 
 
 def call_values(call: CallRecord) -> dict[str, Any]:
-    return record_values(call, phase=call.phase.value)
+    values = record_values(call, phase=call.phase.value)
+    del values["participant_count"]  # the triggers' to keep
+    return values
 
 
 def call_from_row(row: Row[Any]) -> CallRecord:

@@ -227,9 +227,11 @@ class SqlTransaction:
         row = await self._one(statement)
         return int(row[0]) if row else 0
 
-    async def upsert_participant(self, participant: ParticipantRecord) -> None:
-        row = schema.record_values(participant)
-        await self._write(_upsert(self._conn, participants, row, ["call_cid", "user_id"]), [row])
+    async def insert_participant(self, participant: ParticipantRecord) -> bool:
+        """Add a participant; False (and nothing changed) when the user had joined already."""
+        added = insert_missing(self._conn, participants).values(schema.record_values(participant))
+        result = await self._write(added.returning(participants.c.user_id))
+        return result.first() is not None
 
     async def delete_participant(self, cid: str, user_id: str) -> bool:
         return await self._delete(participants, _user_key(participants, cid, user_id))
