@@ -192,3 +192,31 @@ async def test_a_blocked_listener_leaves_the_audience(
         422,
         "validation_error",
     )
+
+
+async def test_joins_that_arrive_together_each_get_their_own_answer(
+    server: ServerProcess, clients: ClientFactory, ws_connect: WsFactory
+) -> None:
+    """Joins queued on one call are committed together; each still gets its own state or error."""
+    host_id, blocked_id, twice_id = uid("host"), uid("blocked"), uid("twice")
+    room, host, _ = await live_audio_room(clients, host_id)
+    ok(await host.post(room.path("/block"), json={"user_id": blocked_id}))
+    moderator = await _watching(ws_connect, server.token(host_id), room.cid, audience=True)
+    users = [uid("together") for _ in range(30)]
+    joining = [*users, twice_id, blocked_id, twice_id]
+    answers = await asyncio.gather(*(clients(u).post(room.path("/join")) for u in joining))
+    for user, answer in zip(joining, answers, strict=True):
+        if user == blocked_id:
+            expect_error(answer, 403, "permission_denied")
+            continue
+        state = ok(answer)
+        own = [p for p in state["participants"] if p["user_id"] == user]
+        assert [p["tier"] for p in own] == ["audience"], (user, state["participants"])
+        assert 1 <= state["audience_count"] <= 31
+        assert "update-call-permissions" not in state["own_capabilities"]
+    assert ok(await host.get(room.path()))["audience_count"] == 31
+    await barrier(host, room, [moderator])
+    joined = moderator.events(room.cid, "call.participant_joined")
+    assert sorted(f["participant"]["user_id"] for f in joined) == sorted([*users, twice_id])
+    seqs = [f["seq"] for f in moderator.events(room.cid)]
+    assert seqs == sorted(set(seqs)), "no event lost or repeated"

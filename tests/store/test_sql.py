@@ -245,16 +245,20 @@ async def test_participants(store: SqlStore) -> None:
     ann = ParticipantRecord("default:a", "ann", "Ann", "https://img/ann", at(1), at(1))
     ben = ParticipantRecord("default:a", "ben", None, None, at(2), at(2))
     async with store.write("default:a") as tx:
-        for p in (ben, ann, replace(ann, call_cid="default:b")):
-            assert await tx.insert_participant(p)
-        assert not await tx.insert_participant(replace(ann, name="Ann B.")), "joined already"
+        assert await tx.insert_participants([ben, ann]) == {"ann", "ben"}
+        assert await tx.insert_participants([replace(ann, call_cid="default:b")]) == {"ann"}
+        assert await tx.insert_participants([]) == set()
+        renamed = replace(ann, name="Ann B.")
+        cal = ParticipantRecord("default:a", "cal", None, None, at(3), at(3))
+        assert await tx.insert_participants([renamed, cal]) == {"cal"}, "ann joined already"
+        assert await tx.delete_participant("default:a", "cal")
         assert await tx.get_participant("default:a", "ann") == ann
         assert await tx.list_participants("default:a") == [ann, ben]
         assert await tx.delete_participant("default:a", "ben")
         assert not await tx.delete_participant("default:a", "ben")
         assert await tx.get_participant("default:a", "ben") is None
     async with store.write("default:a") as tx:
-        await tx.insert_participant(ben)
+        await tx.insert_participants([ben])
         assert await tx.delete_participants("default:a") == ["ann", "ben"]
         assert await tx.delete_participants("default:a") == []
         assert await tx.list_participants("default:a") == []
@@ -272,12 +276,11 @@ async def test_the_database_counts_each_calls_participants(store: SqlStore) -> N
         return a.participant_count, b.participant_count
 
     async with store.write("default:a") as tx:
-        for participant in people:
-            await tx.insert_participant(participant)
-        await tx.insert_participant(replace(people[0], call_cid="default:b"))
+        await tx.insert_participants(people)
+        await tx.insert_participants([replace(people[0], call_cid="default:b")])
     assert await counts() == (3, 1)
     async with store.write("default:a") as tx:
-        assert not await tx.insert_participant(people[1])
+        assert await tx.insert_participants(people[1:]) == set()
         await tx.touch_participants([("default:a", "u1")], at(9))
         assert not await tx.delete_participant("default:a", "nobody")
     assert await counts() == (3, 1), "a repeated join, a touch or a missing row count nothing"
@@ -289,7 +292,7 @@ async def test_the_database_counts_each_calls_participants(store: SqlStore) -> N
     assert await counts() == (0, 1)
     with pytest.raises(RuntimeError):
         async with store.write("default:a") as tx:
-            await tx.insert_participant(people[0])
+            await tx.insert_participants(people[:1])
             raise RuntimeError("rolled back")
     assert await counts() == (0, 1), "a rolled-back join is not counted"
 
@@ -300,8 +303,8 @@ async def test_upgrading_counts_the_participants_already_joined(database_url: st
     await store.open()
     await add_calls(store, make_call("a"), make_call("b"))
     async with store.write("default:a") as tx:
-        for user_id in ("u1", "u2"):
-            await tx.insert_participant(ParticipantRecord("default:a", user_id, None, None, T0, T0))
+        joining = [ParticipantRecord("default:a", u, None, None, T0, T0) for u in ("u1", "u2")]
+        await tx.insert_participants(joining)
     await store.close()
 
     def migrate(connection: Connection, revision: str) -> None:
@@ -556,7 +559,7 @@ async def test_data_survives_close_and_reopen(database_url: str) -> None:
         await tx.upsert_member(member)
         await tx.insert_request(request)
         await tx.insert_block(BlockRecord(call.cid, "troll", "alice", T0))
-        await tx.insert_participant(ParticipantRecord(call.cid, "alice", "A", None, T0, T0))
+        await tx.insert_participants([ParticipantRecord(call.cid, "alice", "A", None, T0, T0)])
         event = await append_event(tx, call.cid, "t", {"k": 1}, Audience.watchers(), created_at=T0)
     await first.close()
 

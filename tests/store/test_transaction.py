@@ -59,8 +59,7 @@ async def test_touch_moves_seen_at_forward_only_and_stale_lists_the_unseen(
     await add_calls(store, call)
     people = [ParticipantRecord(call.cid, f"u{i}", None, None, at(0), at(i)) for i in range(3)]
     async with store.write(call.cid) as tx:
-        for participant in people:
-            await tx.insert_participant(participant)
+        await tx.insert_participants(people)
         await tx.touch_participants(
             [(call.cid, "u0"), (call.cid, "u2"), ("default:x", "u0")], at(1)
         )

@@ -86,28 +86,6 @@ def tiered_view(participant: ParticipantRecord, tier: Tier) -> dict[str, Any]:
     return {**participant_view(participant), "tier": tier.value}
 
 
-async def stage_of(
-    tx: Transaction,
-    cid: str,
-    split: TierSplit,
-    *,
-    also: str | None = None,
-    own: ParticipantRecord | None = None,
-) -> list[dict[str, Any]]:
-    """The stage participants in join order, plus `also` (the caller) when it has joined.
-
-    `own` is the caller's participant record when the caller has it at hand.
-    """
-    stage = await tx.list_participants(cid, **split.stage_filter)
-    views = [tiered_view(p, Tier.STAGE) for p in stage]
-    if also is not None and split.tier(also) is Tier.AUDIENCE:
-        if own is None:
-            own = await tx.get_participant(cid, also)
-        if own is not None:
-            views.append(tiered_view(own, Tier.AUDIENCE))
-    return views
-
-
 async def count_audience(tx: Transaction, call: CallRecord, split: TierSplit) -> int:
     """The audience of `call` as read in `tx`, with no scan of the participants.
 

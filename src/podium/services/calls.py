@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,10 +24,10 @@ from podium.services.audience import (
     emit_moves,
     emit_presence,
     split_of,
-    stage_of,
     tier_split,
     tiered_view,
 )
+from podium.services.batching import KeyedBatcher
 from podium.services.context import Changes, Roster, Runtime, load_call, writing
 from podium.services.grants import (
     after_capability_change,
@@ -51,6 +52,7 @@ class MemberChange:
 class CallsService:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
+        self._joins: KeyedBatcher[Identity, dict[str, Any]] = KeyedBatcher(self._join_batch)
 
     # call types
 
@@ -190,6 +192,14 @@ class CallsService:
             return visible
 
     async def join(self, identity: Identity, cid: str) -> dict[str, Any]:
+        """Join the call; joins that queue on the same call are committed together."""
+        return await self._joins.submit(cid, identity)
+
+    async def _join_batch(
+        self, cid: str, identities: list[Identity]
+    ) -> list[dict[str, Any] | Exception]:
+        """Join every identity in one transaction; a caller not allowed in gets its error."""
+        refusals: list[Exception | None] = []  # None: admitted
         async with writing(self.rt, cid) as changes:
             tx = changes.tx
             ctx = await load_call(tx, cid)
@@ -201,22 +211,37 @@ class CallsService:
             )
             roster = await ctx.roster(tx)
             access = ctx.access_of(roster)
-            ctx.check(identity.capabilities_in(access), needed)
+            admitted: list[Identity] = []
+            for identity in identities:
+                try:
+                    ctx.check(identity.capabilities_in(access), needed)
+                except PermissionDenied as exc:
+                    refusals.append(exc)
+                else:
+                    refusals.append(None)
+                    admitted.append(identity)
+            if not admitted:
+                return [refusal for refusal in refusals if refusal is not None]
             now = changes.now
-            participant = ParticipantRecord(
-                cid, identity.user_id, identity.name, identity.image, now, now
-            )
-            joined = await tx.insert_participant(participant)
-            if joined:
-                # The tier is judged by what is stored, not by a token's role.
-                tier = tier_of(access.capabilities_of(identity.user_id))
-                emit_presence(changes, EventType.PARTICIPANT_JOINED, participant, tier)
-            else:
+            records: dict[str, ParticipantRecord] = {}
+            for who in admitted:
+                record = ParticipantRecord(cid, who.user_id, who.name, who.image, now, now)
+                records.setdefault(who.user_id, record)
+            added = await tx.insert_participants(list(records.values()))
+            again = [(cid, user_id) for user_id in records if user_id not in added]
+            if again:
                 # Joining again counts as being seen: presence starts its grace anew.
-                await tx.touch_participants([(cid, identity.user_id)], now)
+                await tx.touch_participants(again, now)
+            for user_id, participant in records.items():
+                if user_id in added:
+                    # The tier is judged by what is stored, not by a token's role.
+                    tier = tier_of(access.capabilities_of(user_id))
+                    emit_presence(changes, EventType.PARTICIPANT_JOINED, participant, tier)
+            await changes.flush()
             # Joined earlier, the stored record is the one to show.
-            own = participant if joined else None
-            return await self._state_after(changes, identity, roster=roster, own=own)
+            own = {user_id: records[user_id] for user_id in added}
+            states = iter(await self._states(tx, cid, admitted, roster=roster, own=own))
+        return [next(states) if refusal is None else refusal for refusal in refusals]
 
     async def leave(self, identity: Identity, cid: str) -> dict[str, Any]:
         async with writing(self.rt, cid) as changes:
@@ -318,56 +343,80 @@ class CallsService:
                 await announce_move(changes, ctx, user_id, before, None)
             return await self._state_after(changes, identity)
 
-    async def _state_after(
-        self,
-        changes: Changes,
-        identity: Identity,
-        *,
-        roster: Roster | None = None,
-        own: ParticipantRecord | None = None,
-    ) -> dict[str, Any]:
+    async def _state_after(self, changes: Changes, identity: Identity) -> dict[str, Any]:
         """The state including the events of this write (their seq)."""
         await changes.flush()
         assert changes.cid is not None
-        return await self._state(changes.tx, changes.cid, identity, roster=roster, own=own)
+        return await self._state(changes.tx, changes.cid, identity)
 
-    async def _state(
+    async def _state(self, tx: Transaction, cid: str, identity: Identity) -> dict[str, Any]:
+        return (await self._states(tx, cid, [identity]))[0]
+
+    async def _states(
         self,
         tx: Transaction,
         cid: str,
-        identity: Identity,
+        identities: list[Identity],
         *,
         roster: Roster | None = None,
-        own: ParticipantRecord | None = None,
-    ) -> dict[str, Any]:
-        """The state as this transaction now sees it (re-read: events bumped `seq`).
+        own: Mapping[str, ParticipantRecord] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The state as this transaction now sees it (re-read: events bumped `seq`), per caller.
 
-        The caller's capabilities come from the same member and block lists the
-        state shows, so a state read costs a fixed number of queries whatever
-        the call's size (the audience is counted, never listed). `roster` is
-        those lists when this transaction read them and left them unchanged;
-        `own` the caller's participant record when the caller has it.
+        Each caller's capabilities come from the same member and block lists
+        the state shows, so the states cost a fixed number of queries whatever
+        the call's size (the audience is counted, never listed) and however
+        many callers. `roster` is those lists when this transaction read them
+        and left them unchanged; `own` participant records the caller has.
         """
         ctx = await load_call(tx, cid)
         if roster is None:
             roster = await ctx.roster(tx)
         access = ctx.access_of(roster)
-        caps = identity.capabilities_in(access)
-        moderator = Capability.UPDATE_CALL_PERMISSIONS in caps
-        pending = await tx.list_requests(
-            ctx.cid,
-            state=RequestState.PENDING,
-            user_id=None if moderator else identity.user_id,
-        )
+        caps_of = [identity.capabilities_in(access) for identity in identities]
+        moderators = [Capability.UPDATE_CALL_PERMISSIONS in caps for caps in caps_of]
+        one_user = None if any(moderators) or len(identities) != 1 else identities[0].user_id
         now = self.rt.clock()
+        pending = [
+            r
+            for r in await tx.list_requests(cid, state=RequestState.PENDING, user_id=one_user)
+            if r.expires_at > now
+        ]
         split = tier_split(access)
-        return state_view(
-            call=ctx.call,
-            call_type=ctx.call_type,
-            members=roster.members,
-            stage=await stage_of(tx, ctx.cid, split, also=identity.user_id, own=own),
-            audience_count=await count_audience(tx, ctx.call, split),
-            blocked=roster.blocked,
-            pending_requests=[r for r in pending if r.expires_at > now],
-            own_capabilities=caps,
-        )
+        stage = [
+            tiered_view(p, Tier.STAGE)
+            for p in await tx.list_participants(cid, **split.stage_filter)
+        ]
+        # Each caller sees its own record, even from the audience.
+        known = dict(own or {})
+        unread = {
+            i.user_id
+            for i in identities
+            if split.tier(i.user_id) is Tier.AUDIENCE and i.user_id not in known
+        }
+        if unread:
+            known |= {p.user_id: p for p in await tx.list_participants(cid, only=unread)}
+        audience_count = await count_audience(tx, ctx.call, split)
+        states = []
+        for identity, caps, moderator in zip(identities, caps_of, moderators, strict=True):
+            mine = known.get(identity.user_id)
+            shown = stage
+            if mine is not None and split.tier(identity.user_id) is Tier.AUDIENCE:
+                shown = [*stage, tiered_view(mine, Tier.AUDIENCE)]
+            states.append(
+                state_view(
+                    call=ctx.call,
+                    call_type=ctx.call_type,
+                    members=roster.members,
+                    stage=shown,
+                    audience_count=audience_count,
+                    blocked=roster.blocked,
+                    pending_requests=(
+                        pending
+                        if moderator
+                        else [r for r in pending if r.user_id == identity.user_id]
+                    ),
+                    own_capabilities=caps,
+                )
+            )
+        return states

@@ -104,8 +104,8 @@ class Transaction(Protocol):
         """How many participants the call has (`only` and `excluding` as in `page_participants`)."""
         ...
 
-    async def insert_participant(self, participant: ParticipantRecord) -> bool:
-        """False, changing nothing, when `participant.user_id` had joined the call already."""
+    async def insert_participants(self, joining: Sequence[ParticipantRecord]) -> set[str]:
+        """The user ids added; those who had joined already are left as they were."""
         ...
 
     async def delete_participant(self, cid: str, user_id: str) -> bool: ...

@@ -227,11 +227,14 @@ class SqlTransaction:
         row = await self._one(statement)
         return int(row[0]) if row else 0
 
-    async def insert_participant(self, participant: ParticipantRecord) -> bool:
-        """Add a participant; False (and nothing changed) when the user had joined already."""
-        added = insert_missing(self._conn, participants).values(schema.record_values(participant))
+    async def insert_participants(self, joining: Sequence[ParticipantRecord]) -> set[str]:
+        """Add participants; returns the user ids added (not those who had joined already)."""
+        if not joining:
+            return set()
+        rows = [schema.record_values(p) for p in joining]
+        added = insert_missing(self._conn, participants).values(rows)
         result = await self._write(added.returning(participants.c.user_id))
-        return result.first() is not None
+        return set(result.scalars())
 
     async def delete_participant(self, cid: str, user_id: str) -> bool:
         return await self._delete(participants, _user_key(participants, cid, user_id))
