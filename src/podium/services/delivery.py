@@ -51,6 +51,8 @@ from podium.store.base import Store
 log = logging.getLogger("podium.delivery")
 
 REPLAY_PAGE = 1000
+#: Connections given a health check per loop iteration.
+HEALTH_SLICE = 1000
 #: Watching with `audience: true` (the audience's own joins and leaves) needs this.
 OPT_IN = Capability.UPDATE_CALL_PERMISSIONS
 
@@ -485,12 +487,21 @@ class EventHub:
         self._forget(feed, changed | (before.blocked ^ after.blocked))
 
     async def _health_loop(self) -> None:
+        """A health check to every connection, yielding every `HEALTH_SLICE` of them.
+
+        At 10,000 connections one pass held the loop for about 20 ms.
+        """
         frame = encode({"type": "health.check"})
         while True:
             await asyncio.sleep(self.health_interval_s)
             now = self.clock()
-            for conns in list(self.by_user.values()):
-                for conn in list(conns):
+            conns = [conn for user_conns in self.by_user.values() for conn in user_conns]
+            for start in range(0, len(conns), HEALTH_SLICE):
+                if start:
+                    await asyncio.sleep(0)
+                for conn in conns[start : start + HEALTH_SLICE]:
+                    if conn not in self.by_user.get(conn.identity.user_id, ()):
+                        continue  # gone while the loop served others
                     if now - conn.last_seen > self.idle_timeout_s:
                         conn.close(4000, "idle: no frame received")
                     else:

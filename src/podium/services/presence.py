@@ -16,23 +16,33 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 from podium.core.stage import tier_of
 from podium.protocol.events import EventType, LeftReason
 from podium.services.audience import emit_presence
 from podium.services.context import Runtime, load_call, writing
-from podium.services.delivery import EventHub
 from podium.services.periodic import run_every
 
-#: `reason` of the `call.participant_left` a sweep emits.
 Key = tuple[str, str]
+#: Participants whose `seen_at` one write updates. With 10,000 listeners a
+#: thousand come due each second; written in one go they held the loop for
+#: 30-220 ms, so they are written in transactions this size, with the loop
+#: free to serve requests in between.
+TOUCH_BATCH = 200
+
+
+class Watchers(Protocol):
+    """Who watches calls on this node (the `EventHub`)."""
+
+    def watching_users(self) -> set[Key]: ...
 
 
 class PresenceService:
     def __init__(
         self,
         runtime: Runtime,
-        hub: EventHub,
+        hub: Watchers,
         *,
         grace_s: float = 30.0,
         interval_s: float = 1.0,
@@ -65,14 +75,18 @@ class PresenceService:
         seen = self.hub.watching_users()
         due = [k for k in seen if now - self._touched.get(k, -self.grace_s) >= self.grace_s / 3]
         gone = [k for k in self._touched if k not in seen]
-        if not due and not gone:
-            return
-        async with self.rt.store.write() as tx:
-            await tx.touch_participants(due + gone, self.rt.clock())
-        for key in due:
-            self._touched[key] = now
-        for key in gone:
-            del self._touched[key]
+        keys = due + gone
+        for start in range(0, len(keys), TOUCH_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            batch = keys[start : start + TOUCH_BATCH]
+            async with self.rt.store.write() as tx:
+                await tx.touch_participants(batch, self.rt.clock())
+            for key in batch:
+                if key in seen:
+                    self._touched[key] = now
+                else:
+                    self._touched.pop(key, None)
 
     async def sweep(self) -> int:
         """Make participants unseen for `grace_s` leave their calls; returns how many left."""
