@@ -100,6 +100,22 @@ async def test_users_audience_reaches_connections_that_do_not_watch(runtime: Run
     await hub.close()
 
 
+async def test_watching_users_follows_watches_and_disconnects(runtime: Runtime) -> None:
+    await _call(runtime)
+    hub = EventHub(runtime.store, runtime.bus)
+    tab1, tab2 = Recorder(HOST), Recorder(HOST)
+    server = Recorder(Identity("backend", server=True))
+    for conn in (tab1, tab2, server):
+        hub.connect(conn)
+        await hub.watch(conn, CID, None)
+    await hub.watch(tab1, CID, None)  # watching again counts once
+    assert hub.watching_users() == {(CID, "host")}, "server tokens are nobody's presence"
+    hub.unwatch(tab1, CID)
+    assert hub.watching_users() == {(CID, "host")}, "the other tab still watches"
+    hub.disconnect(tab2)
+    assert hub.watching_users() == set()
+
+
 async def test_health_checks_and_idle_close(runtime: Runtime) -> None:
     now = [100.0]
     hub = EventHub(

@@ -25,7 +25,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -119,11 +119,16 @@ class Feed:
     """The watching connections by what they hold."""
     opted_in: set[Connection] = field(default_factory=set)
     """Watchers that asked for the audience's individual joins and leaves."""
+    users: Counter[str] = field(default_factory=Counter)
+    """Watching connections per user (server tokens not counted), kept as they come and go:
+    presence reads who watches every second, and walking 10,000 connections took 12-36 ms."""
 
     def add(self, conn: Connection, caps: Capabilities) -> None:
         self.remove(conn)
         self.held[conn] = caps
         self.groups.setdefault(caps, set()).add(conn)
+        if not conn.identity.server:
+            self.users[conn.identity.user_id] += 1
 
     def remove(self, conn: Connection) -> None:
         caps = self.held.pop(conn, None)
@@ -133,6 +138,11 @@ class Feed:
             group.discard(conn)
             if not group:
                 del self.groups[caps]
+            user_id = conn.identity.user_id
+            if not conn.identity.server:
+                self.users[user_id] -= 1
+                if not self.users[user_id]:
+                    del self.users[user_id]
 
     def regroup(self, conn: Connection) -> None:
         """Recompute what `conn` holds under the current `access`."""
@@ -230,12 +240,7 @@ class EventHub:
 
     def watching_users(self) -> set[tuple[str, str]]:
         """(call cid, user id) of every user (not server token) watching a call here."""
-        return {
-            (cid, conn.identity.user_id)
-            for cid, feed in self.feeds.items()
-            for conn in feed.held
-            if not conn.identity.server
-        }
+        return {(cid, user_id) for cid, feed in self.feeds.items() for user_id in feed.users}
 
     def close_tokens(self, token_ids: frozenset[str], code: int, reason: str) -> None:
         """Close every connection here that authenticated with one of these tokens."""
