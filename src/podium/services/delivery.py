@@ -51,8 +51,8 @@ from podium.store.base import Store
 log = logging.getLogger("podium.delivery")
 
 REPLAY_PAGE = 1000
-#: Connections given a health check, or a call-wide frame queued, per loop iteration.
-HEALTH_SLICE = BROADCAST_SLICE = 1000
+#: Connections given a health check per loop iteration.
+HEALTH_SLICE = 1000
 #: Watching with `audience: true` (the audience's own joins and leaves) needs this.
 OPT_IN = Capability.UPDATE_CALL_PERMISSIONS
 
@@ -349,13 +349,15 @@ class EventHub:
                 else feed.holders(needed)
             )
             bulk = not opted and needed is Capability.READ_CALL
-            sent = 0
             if bulk:
-                sent = await self._broadcast(feed, list(recipients), text)
-            else:
-                for conn in recipients:
-                    conn.send(text)
-                    sent += 1
+                # One loop iteration first, so frames already queued for a few
+                # (the requester's new capabilities, a request reaching the
+                # host) are written before this call-wide pass over every watcher.
+                await asyncio.sleep(0)
+            sent = 0
+            for conn in recipients:
+                conn.send(text, bulk=bulk)
+                sent += 1
             for user_id in audience.user_ids:
                 for conn in self.by_user.get(user_id, ()):
                     caps = feed.held.get(conn)
@@ -369,25 +371,6 @@ class EventHub:
         feed.last_seq = event.seq
         if event.refresh:
             await self._apply(feed, event)
-
-    async def _broadcast(self, feed: Feed, recipients: list[Connection], text: str) -> int:
-        """A call-wide frame to `recipients`, `BROADCAST_SLICE` of them per loop iteration.
-
-        One loop iteration first, so frames already queued for a few (the
-        requester's new capabilities, a request reaching the host) are written
-        before the pass; then slices, so that queueing a frame for 10,000
-        watchers does not hold the loop for tens of milliseconds. The feed's
-        lock is held throughout, so its next event waits for the whole pass;
-        a connection that stopped watching meanwhile is skipped.
-        """
-        sent = 0
-        for start in range(0, len(recipients), BROADCAST_SLICE):
-            await asyncio.sleep(0)
-            for conn in recipients[start : start + BROADCAST_SLICE]:
-                if conn in feed.held:
-                    conn.send(text, bulk=True)
-                    sent += 1
-        return sent
 
     async def _apply(self, feed: Feed, event: CallEvent) -> None:
         """Bring the feed's access snapshot up to date with an event that changed it.
