@@ -26,9 +26,8 @@ from podium.services.periodic import run_every
 
 Key = tuple[str, str]
 #: Participants whose `seen_at` one write updates. With 10,000 listeners a
-#: thousand come due each second; written in one go they held the loop for
-#: 30-220 ms, so they are written in transactions this size, with the loop
-#: free to serve requests in between.
+#: thousand come due each second, and after a ramp many at once; in
+#: transactions this size, the loop serves requests between them.
 TOUCH_BATCH = 200
 
 
