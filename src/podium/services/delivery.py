@@ -138,8 +138,8 @@ class Feed:
             group.discard(conn)
             if not group:
                 del self.groups[caps]
-            user_id = conn.identity.user_id
             if not conn.identity.server:
+                user_id = conn.identity.user_id
                 self.users[user_id] -= 1
                 if not self.users[user_id]:
                     del self.users[user_id]
